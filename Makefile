@@ -1,0 +1,41 @@
+# The front door: every command in README.md is one of these targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test test-postgres bench lint browser-deps
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+## run: set up and serve the studio on http://127.0.0.1:8000 (sandbox mode without an API key)
+run: $(VENV)/.runtime-installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py create_demo_user
+	@echo "Kling Studio is starting on http://$(HOST):$(PORT)/ — sign in with the demo account above."
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+## test: install what the tests need (Python packages, Debian's chromium) and run them all
+test: $(VENV)/.dev-installed browser-deps
+	$(PY) -m pytest
+
+## lint: ruff, configured in pyproject.toml
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }

@@ -1,0 +1,41 @@
+"""System checks for configuration mistakes an operator can make."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def check_time_zone(app_configs, **kwargs):
+    if settings.TIME_ZONE != "UTC" or not settings.USE_TZ:
+        return [
+            Error(
+                "Kling Studio stores every time in UTC.",
+                hint="Keep TIME_ZONE = 'UTC' and USE_TZ = True; set DISPLAY_TIME_ZONE for display.",
+                id="jobs.E001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_webhook_settings(app_configs, **kwargs):
+    problems = []
+    if settings.PIXELBYTE_API_KEY and not settings.PIXELBYTE_WEBHOOK_SECRET:
+        problems.append(
+            Warning(
+                "PIXELBYTE_API_KEY is set but PIXELBYTE_WEBHOOK_SECRET is not.",
+                hint="Without the secret, webhook callbacks are trusted on their URL token alone. "
+                "Copy the webhook secret from the PixelByte dashboard.",
+                id="jobs.W001",
+            )
+        )
+    if settings.PIXELBYTE_API_KEY and not settings.PUBLIC_BASE_URL.startswith("https://"):
+        problems.append(
+            Warning(
+                "PUBLIC_BASE_URL is not an https:// URL, so PixelByte cannot send webhooks.",
+                hint="Set PUBLIC_BASE_URL to the studio's public https address, or rely on "
+                "`manage.py sync_jobs --watch` alone.",
+                id="jobs.W002",
+            )
+        )
+    return problems

@@ -1,0 +1,162 @@
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Case, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from . import pricing
+
+
+class Status(models.TextChoices):
+    # Local states around the submit call.
+    SUBMITTING = "submitting", "Sending"
+    REFUSED = "refused", "Not sent"
+    UNKNOWN = "unknown", "Outcome unknown"
+    # The API's own states.
+    PENDING = "pending", "Queued"
+    PROCESSING = "processing", "Generating"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL = frozenset({Status.REFUSED, Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+IN_FLIGHT = frozenset({Status.SUBMITTING, Status.UNKNOWN, Status.PENDING, Status.PROCESSING})
+# Nothing was charged, or the API refunded it.
+NOT_CHARGED = frozenset({Status.REFUSED, Status.FAILED, Status.CANCELLED})
+
+
+def new_webhook_token():
+    return secrets.token_urlsafe(24)
+
+
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(owner=user)
+
+    def unfinished(self):
+        return self.filter(status__in=IN_FLIGHT)
+
+    def in_period(self, start, end):
+        return self.filter(created_at__gte=start, created_at__lt=end)
+
+    def spend(self):
+        """Total charged micro-cents (int) of these jobs, refunds taken off."""
+        return self.aggregate(total=Coalesce(Sum(charge_expression()), 0))["total"]
+
+
+def charge_expression():
+    """SQL for one job's charge: the API's cost, else our estimate; zero when refunded."""
+    return Case(
+        When(status__in=NOT_CHARGED, then=Value(0)),
+        default=Coalesce("charged_micro_cents", "estimated_micro_cents"),
+        output_field=models.BigIntegerField(),
+    )
+
+
+class Job(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    # One per rendered form: a second post with the same key finds this job.
+    submission_key = models.UUIDField(unique=True)
+
+    model_slug = models.CharField(max_length=200)
+    prompt = models.TextField()
+    quality = models.CharField(max_length=16)
+    duration = models.PositiveSmallIntegerField(help_text="Seconds of video.")
+    aspect_ratio = models.CharField(max_length=16)
+    seed = models.BigIntegerField(null=True, blank=True)
+    # The exact `input` object sent to the API.
+    params = models.JSONField(default=dict)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTING)
+    progress = models.PositiveSmallIntegerField(default=0)
+
+    # Money, in integer micro-cents (1,000,000 = US$1.00).
+    estimated_micro_cents = models.BigIntegerField(help_text="Our price when submitted.")
+    charged_micro_cents = models.BigIntegerField(
+        null=True, blank=True, help_text="costMicroCents reported by the API."
+    )
+    refunded_micro_cents = models.BigIntegerField(default=0)
+
+    remote_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+
+    output_url = models.URLField(max_length=2000, blank=True)
+    thumbnail_url = models.URLField(max_length=2000, blank=True)
+    poster_url = models.URLField(max_length=2000, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    estimated_completion_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # When the sync worker should next ask the API about this job.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # History: one person's jobs, newest first, paged by (created_at, id).
+            models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created"),
+            # sync_jobs: unfinished jobs whose next check is due.
+            models.Index(
+                fields=["next_check_at"],
+                name="job_unfinished_due",
+                condition=Q(status__in=sorted(s.value for s in IN_FLIGHT)),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="job_status_allowed"
+            ),
+            models.CheckConstraint(condition=Q(estimated_micro_cents__gte=0), name="job_estimate_not_negative"),
+            models.CheckConstraint(
+                condition=Q(charged_micro_cents__isnull=True) | Q(charged_micro_cents__gte=0),
+                name="job_charge_not_negative",
+            ),
+            models.CheckConstraint(condition=Q(refunded_micro_cents__gte=0), name="job_refund_not_negative"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+        ]
+
+    def __str__(self):
+        return f"Job {self.pk} ({self.get_status_display()})"
+
+    def get_absolute_url(self):
+        return reverse("jobs:detail", args=[self.pk])
+
+    @property
+    def catalog_model(self):
+        return pricing.MODELS.get(self.model_slug)
+
+    @property
+    def is_terminal(self):
+        return self.status in TERMINAL
+
+    @property
+    def in_flight(self):
+        return self.status in IN_FLIGHT
+
+    @property
+    def charge_micro_cents(self):
+        """What this job costs the team: the API's cost, else our estimate; 0 if refunded."""
+        if self.status in NOT_CHARGED:
+            return 0
+        if self.charged_micro_cents is not None:
+            return self.charged_micro_cents
+        return self.estimated_micro_cents
+
+    @property
+    def was_charged(self):
+        return self.status not in NOT_CHARGED

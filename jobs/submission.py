@@ -1,0 +1,158 @@
+"""Submitting a job: record first, call the API second, settle third.
+
+The job row is committed before the API is called, so a crash or a timeout never
+loses a paid request. The call runs outside any transaction. A submission is
+never retried blindly: only a request that provably did not reach the API is
+tried again (inside the client); an answer that may have created a job leaves
+the row ``unknown`` until the API says what happened.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import pixelbyte
+from .models import Job, Status
+
+log = logging.getLogger(__name__)
+
+COOLDOWN_KEY = "pixelbyte:submit-cooldown-until"
+
+
+class SubmissionPaused(Exception):
+    """The API asked the studio to wait before submitting again."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        super().__init__(
+            f"PixelByte asked the studio to slow down. Nothing was sent; try again in {seconds} s."
+        )
+
+
+class ForeignSubmissionKey(Exception):
+    """The submission key belongs to someone else's job."""
+
+
+def cooldown_remaining():
+    """Whole seconds left before the studio may submit again (0 when free)."""
+    until = cache.get(COOLDOWN_KEY)
+    if until is None:
+        return 0
+    return max(0, int(-(-(until - time.time()) // 1)))
+
+
+def start_cooldown(retry_after):
+    seconds = settings.PIXELBYTE_DEFAULT_COOLDOWN if retry_after is None else retry_after
+    seconds = min(max(seconds, 1), settings.PIXELBYTE_MAX_COOLDOWN)
+    cache.set(COOLDOWN_KEY, time.time() + seconds, timeout=seconds + 1)
+    return seconds
+
+
+def submit_job(*, user, model, params, submission_key, client=None):
+    """Create the job for this form post and send it; return the job.
+
+    A second call with the same ``submission_key`` returns the first job and
+    sends nothing.
+    """
+    existing = Job.objects.filter(submission_key=submission_key).first()
+    if existing is not None:
+        return _own(existing, user)
+    wait = cooldown_remaining()
+    if wait:
+        raise SubmissionPaused(wait)
+    try:
+        job = record(user=user, model=model, params=params, submission_key=submission_key)
+    except IntegrityError:
+        # The same form posted twice at once: the other request recorded it.
+        return _own(Job.objects.get(submission_key=submission_key), user)
+    owns_client = client is None
+    client = client or pixelbyte.client_from_settings()
+    try:
+        send(job, client)
+    finally:
+        if owns_client:
+            client.close()
+    return job
+
+
+def _own(job, user):
+    if job.owner_id != user.pk:
+        raise ForeignSubmissionKey()
+    return job
+
+
+def record(*, user, model, params, submission_key):
+    with transaction.atomic():
+        return Job.objects.create(
+            owner=user,
+            submission_key=submission_key,
+            model_slug=model.slug,
+            prompt=params["prompt"],
+            quality=params["quality"],
+            duration=int(params["duration"]),
+            aspect_ratio=params["aspect_ratio"],
+            seed=params.get("seed"),
+            params=params,
+            estimated_micro_cents=model.cost(params),
+        )
+
+
+def send(job, client):
+    """Call the API for a recorded job and store the outcome on it."""
+    try:
+        result = client.submit(job.model_slug, job.params)
+    except pixelbyte.ApiError as exc:
+        settle_error(job, exc)
+    else:
+        settle_success(job, result)
+    return job
+
+
+def settle_success(job, result):
+    now = timezone.now()
+    job.remote_id = result.job_id
+    job.request_id = result.request_id
+    job.status = Status.PENDING
+    job.charged_micro_cents = result.cost_micro_cents
+    job.estimated_completion_at = result.estimated_completion_at
+    job.submitted_at = now
+    job.updated_at = now
+    job.save()
+    log.info(
+        "job %s sent: remote id %s, request %s, charged %s µ¢",
+        job.pk,
+        job.remote_id,
+        job.request_id or "-",
+        job.charged_micro_cents,
+    )
+    if job.charged_micro_cents is not None and job.charged_micro_cents != job.estimated_micro_cents:
+        log.warning(
+            "job %s: PixelByte charged %s µ¢ but the studio estimated %s µ¢",
+            job.pk,
+            job.charged_micro_cents,
+            job.estimated_micro_cents,
+        )
+
+
+def settle_error(job, exc):
+    if isinstance(exc, pixelbyte.RateLimited):
+        start_cooldown(exc.retry_after)
+    job.status = Status.UNKNOWN if exc.maybe_processed else Status.REFUSED
+    job.error_code = exc.code or type(exc).__name__
+    job.error_message = exc.message
+    job.request_id = exc.request_id or job.request_id
+    job.updated_at = timezone.now()
+    job.save()
+    log.warning(
+        "job %s %s: %s (code %s, HTTP %s, request %s)",
+        job.pk,
+        "outcome unknown" if exc.maybe_processed else "not sent",
+        exc.message,
+        job.error_code,
+        exc.http_status or "-",
+        exc.request_id or "-",
+    )

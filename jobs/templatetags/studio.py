@@ -1,0 +1,21 @@
+from django import template
+
+from jobs import pricing
+
+register = template.Library()
+
+
+@register.filter
+def dollars(micro_cents):
+    """225000 → $0.225"""
+    if micro_cents is None or micro_cents == "":
+        return "—"
+    return pricing.format_dollars(micro_cents)
+
+
+@register.filter
+def micro_cents(value):
+    """225000 → 225,000 µ¢"""
+    if value is None or value == "":
+        return "—"
+    return pricing.format_micro_cents(value)

@@ -1,0 +1,174 @@
+"""Settings for Kling Studio.
+
+Every value comes from the environment (or an optional ``.env`` file beside
+``manage.py``) through django-environ's typed readers; this is the only module
+that reads the environment. The defaults run locally with no configuration:
+SQLite in the project folder and the built-in PixelByte sandbox.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Used only while DEBUG is on; startup refuses it otherwise (see below).
+INSECURE_DEV_SECRET_KEY = "django-insecure-kling-studio-local-development-only"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
+if not DEBUG and (
+    SECRET_KEY == INSECURE_DEV_SECRET_KEY
+    or SECRET_KEY.startswith("django-insecure-")
+    or len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a long random value when DEBUG is off "
+        '(for example: python -c "import secrets; print(secrets.token_urlsafe(50))").'
+    )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+# The public address of this studio, used to build webhook URLs for the API.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if PUBLIC_BASE_URL.startswith("https://"):
+    CSRF_TRUSTED_ORIGINS.append(PUBLIC_BASE_URL)
+
+# --- PixelByte ---------------------------------------------------------------
+# With no API key the studio talks to its built-in sandbox (same client, real HTTP).
+PIXELBYTE_API_KEY = env.str("PIXELBYTE_API_KEY", default="")
+PIXELBYTE_API_URL = env.str("PIXELBYTE_API_URL", default="https://api.muvi.video").rstrip("/")
+PIXELBYTE_WEBHOOK_SECRET = env.str("PIXELBYTE_WEBHOOK_SECRET", default="")
+SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
+# Seconds a sandbox job spends pending, then processing.
+SANDBOX_PENDING_SECONDS = env.float("SANDBOX_PENDING_SECONDS", default=2.0)
+SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
+# Seconds the sandbox waits before answering a submit (for measuring our own overhead).
+SANDBOX_SUBMIT_DELAY = env.float("SANDBOX_SUBMIT_DELAY", default=0.0)
+
+# Outbound timeouts, in seconds. A submit answers the person within
+# PIXELBYTE_SUBMIT_DEADLINE whatever happens on the network.
+PIXELBYTE_CONNECT_TIMEOUT = env.float("PIXELBYTE_CONNECT_TIMEOUT", default=3.05)
+PIXELBYTE_READ_TIMEOUT = env.float("PIXELBYTE_READ_TIMEOUT", default=20.0)
+PIXELBYTE_SUBMIT_DEADLINE = env.float("PIXELBYTE_SUBMIT_DEADLINE", default=30.0)
+# Without a Retry-After header a 429 pauses new submissions this long; a longer
+# Retry-After is clamped to the cap.
+PIXELBYTE_DEFAULT_COOLDOWN = env.int("PIXELBYTE_DEFAULT_COOLDOWN", default=10)
+PIXELBYTE_MAX_COOLDOWN = env.int("PIXELBYTE_MAX_COOLDOWN", default=300)
+
+# --- Django ------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "jobs",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.middleware.UserTimezoneMiddleware",
+]
+
+ROOT_URLCONF = "kling_studio.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "jobs.context_processors.studio",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "kling_studio.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+TEST_DATABASE_URL = env.str("TEST_DATABASE_URL", default="")
+if TEST_DATABASE_URL:
+    DATABASES["default"] = env.db_url_config(TEST_DATABASE_URL)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock when a transaction starts, so two
+    # submissions cannot both read the same budget and then both write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "jobs:new"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+# Stored times are UTC; each person sees their own zone (see jobs.middleware).
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "jobs": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": True},
+        "sandbox": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": True},
+    },
+}

@@ -1,0 +1,357 @@
+"""An in-memory PixelByte that follows the published API contract.
+
+It imports nothing from the studio: it keeps its own copy of the published price
+rule, so a disagreement between the studio's estimate and the charge is visible.
+Jobs move pending → processing → completed on a clock (timings per job, set at
+submit), and words in the prompt make the usual trouble happen on purpose:
+
+    [fail]     the job fails while processing (and is refunded)
+    [slow]     the job takes ten times as long
+    [stuck]    the job never leaves processing
+    [balance]  the submit is refused with INSUFFICIENT_BALANCE
+    [busy]     the submit is refused with 429 CONCURRENT_JOBS_EXCEEDED, Retry-After: 5
+
+State lives in this process only, so serve the sandbox from one process.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+# The published price rule for the one model the sandbox plays.
+MODEL = "kling/kling-text2video-v25/text-to-video"
+BASE_MICRO_CENTS_PER_SECOND = 45_000
+QUALITY_FACTORS = {"std": (1, 1), "pro": (3, 2)}
+DURATIONS = {"5": 5, "10": 10}
+ASPECT_RATIOS = {"16:9", "9:16", "1:1"}
+PROMPT_LIMIT = 2500
+SEED_MAX = 2**32 - 1
+
+# PixelByte's documented webhook retry delays, in seconds.
+WEBHOOK_RETRY_DELAYS = (1, 4, 16, 64, 256)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ApiFailure(Exception):
+    def __init__(self, http_status, code, message, headers=None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def price(quality, duration):
+    num, den = QUALITY_FACTORS[quality]
+    return BASE_MICRO_CENTS_PER_SECOND * DURATIONS[duration] * num // den
+
+
+def iso(epoch):
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def sign(secret, timestamp, body):
+    """The ``X-PixelByte-Signature`` value for a raw body sent at ``timestamp``."""
+    message = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class SandboxJob:
+    job_id: str
+    request_id: str
+    input: dict
+    created: float
+    pending_s: float
+    processing_s: float
+    cost: int
+    media_base: str
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    outcome: str = "complete"  # complete, fail or stuck
+    cancelled_at: float | None = None
+    webhook_attempts: int = 0
+    webhook_next: float = 0.0
+    webhook_done: bool = False
+
+    def status(self, now):
+        if self.cancelled_at is not None:
+            return "cancelled"
+        age = now - self.created
+        if age < self.pending_s:
+            return "pending"
+        if self.outcome == "stuck" or age < self.pending_s + self.processing_s:
+            return "processing"
+        return "failed" if self.outcome == "fail" else "completed"
+
+    def finished_at(self):
+        if self.cancelled_at is not None:
+            return self.cancelled_at
+        return self.created + self.pending_s + self.processing_s
+
+    def view(self, now):
+        status = self.status(now)
+        done = status in ("completed", "failed", "cancelled")
+        outputs = None
+        if status == "completed":
+            outputs = [
+                {
+                    "url": self.media_base + "sample.mp4",
+                    "type": "video",
+                    "thumbnail": self.media_base + "thumb.jpg",
+                    "posterImage": self.media_base + "poster.jpg",
+                }
+            ]
+        return {
+            "jobId": self.job_id,
+            "status": status,
+            "progress": {"processing": 50, "completed": 100}.get(status, 0),
+            "output": outputs[0]["url"] if outputs else None,
+            "outputs": outputs,
+            "error": {"code": "INTERNAL_ERROR", "message": "Model inference failed"}
+            if status == "failed"
+            else None,
+            "createdAt": iso(self.created),
+            "completedAt": iso(self.finished_at()) if done else None,
+        }
+
+    def webhook_payload(self, now):
+        view = self.view(now)
+        payload = {
+            "jobId": self.job_id,
+            "requestId": self.request_id,
+            "status": view["status"],
+            "completedAt": view["completedAt"],
+        }
+        if view["status"] == "completed":
+            payload["output"] = {"videoUrl": view["output"], "metadata": {"format": "mp4"}}
+        else:
+            payload["error"] = view["error"]
+        return payload
+
+
+class Sandbox:
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.jobs = {}
+        self.lock = threading.Lock()
+        self.submit_count = 0
+        self.webhook_log = []  # (url, status or error) of every delivery attempt
+        self._deliverer = None
+
+    def reset(self):
+        with self.lock:
+            self.jobs.clear()
+            self.submit_count = 0
+            self.webhook_log.clear()
+
+    # --- endpoints ---------------------------------------------------------
+
+    def submit(self, body, *, media_base, pending_s, processing_s, webhook_secret=""):
+        with self.lock:
+            self.submit_count += 1
+        if not isinstance(body, dict):
+            raise ApiFailure(400, "INVALID_INPUT", "The request body must be a JSON object.")
+        if body.get("model") != MODEL:
+            raise ApiFailure(404, "MODEL_NOT_FOUND", f"Model {body.get('model')!r} does not exist.")
+        data = validate_input(body.get("input"))
+        webhook_url = validate_webhook_url(body.get("webhookUrl"))
+        prompt = data["prompt"]
+        if "[balance]" in prompt:
+            raise ApiFailure(402, "INSUFFICIENT_BALANCE", "Insufficient balance for this job.")
+        if "[busy]" in prompt:
+            raise ApiFailure(
+                429,
+                "CONCURRENT_JOBS_EXCEEDED",
+                "Maximum number of concurrent jobs for your plan reached.",
+                headers={"Retry-After": "5"},
+            )
+        slow = 10 if "[slow]" in prompt else 1
+        now = self.clock()
+        job = SandboxJob(
+            job_id="job_" + secrets.token_hex(6),
+            request_id="req_" + secrets.token_hex(6),
+            input=data,
+            created=now,
+            pending_s=pending_s * slow,
+            processing_s=processing_s * slow,
+            cost=price(data["quality"], data["duration"]),
+            media_base=media_base,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            outcome="fail" if "[fail]" in prompt else "stuck" if "[stuck]" in prompt else "complete",
+        )
+        job.webhook_next = job.finished_at()
+        with self.lock:
+            self.jobs[job.job_id] = job
+        if webhook_url:
+            self._ensure_deliverer()
+        return {
+            "jobId": job.job_id,
+            "requestId": job.request_id,
+            "status": "pending",
+            "estimatedCompletionTime": iso(job.finished_at()),
+            "costMicroCents": job.cost,
+        }
+
+    def get(self, job_id):
+        return self._job(job_id).view(self.clock())
+
+    def list(self, *, limit=20, cursor=None, status=None, model=None):
+        try:
+            limit = min(max(int(limit), 1), 100)
+        except (TypeError, ValueError):
+            raise ApiFailure(400, "INVALID_INPUT", "limit must be a number from 1 to 100.") from None
+        now = self.clock()
+        with self.lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: (j.created, j.job_id), reverse=True)
+        if cursor:
+            after = decode_cursor(cursor)
+            jobs = [j for j in jobs if (j.created, j.job_id) < after]
+        if status:
+            jobs = [j for j in jobs if j.status(now) == status]
+        if model and model != MODEL:
+            jobs = []
+        page, more = jobs[:limit], len(jobs) > limit
+        items = []
+        for job in page:
+            view = job.view(now)
+            items.append({key: view[key] for key in ("jobId", "status", "progress", "createdAt", "completedAt")})
+            items[-1]["model"] = MODEL
+        next_cursor = encode_cursor(page[-1]) if more else None
+        return {"jobs": items, "nextCursor": next_cursor, "hasMore": more}
+
+    def cancel(self, job_id):
+        job = self._job(job_id)
+        now = self.clock()
+        with self.lock:
+            if job.status(now) != "pending":
+                raise ApiFailure(409, "JOB_CANNOT_BE_CANCELLED", "Only pending jobs can be cancelled.")
+            job.cancelled_at = now
+            job.webhook_done = True  # the API documents webhooks for completion and failure only
+        return {"jobId": job.job_id, "status": "cancelled", "refundedMicroCents": job.cost}
+
+    def _job(self, job_id):
+        with self.lock:
+            job = self.jobs.get(job_id)
+        if job is None:
+            raise ApiFailure(404, "JOB_NOT_FOUND", f"Job {job_id} was not found.")
+        return job
+
+    # --- webhooks ----------------------------------------------------------
+
+    def _ensure_deliverer(self):
+        with self.lock:
+            if self._deliverer is None or not self._deliverer.is_alive():
+                self._deliverer = threading.Thread(target=self._deliver_forever, name="sandbox-webhooks", daemon=True)
+                self._deliverer.start()
+
+    def _deliver_forever(self):
+        while True:
+            time.sleep(0.1)
+            self.deliver_due()
+
+    def deliver_due(self):
+        """Send every webhook that is due now; returns how many were attempted."""
+        now = self.clock()
+        with self.lock:
+            due = [
+                j
+                for j in self.jobs.values()
+                if j.webhook_url
+                and not j.webhook_done
+                and j.webhook_next <= now
+                and j.status(now) in ("completed", "failed")
+            ]
+        for job in due:
+            self._deliver(job, now)
+        return len(due)
+
+    def _deliver(self, job, now):
+        import requests  # only the webhook sender needs it
+
+        body = json.dumps(job.webhook_payload(now)).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-PixelByte-Timestamp": timestamp,
+            "X-PixelByte-Signature": sign(job.webhook_secret, timestamp, body),
+        }
+        try:
+            response = requests.post(job.webhook_url, data=body, headers=headers, timeout=(3, 10))
+            outcome = response.status_code
+            ok = 200 <= response.status_code < 300
+        except requests.RequestException as exc:
+            outcome, ok = type(exc).__name__, False
+        with self.lock:
+            self.webhook_log.append((job.job_id, job.webhook_url, outcome))
+            if ok or job.webhook_attempts >= len(WEBHOOK_RETRY_DELAYS):
+                job.webhook_done = True
+            else:
+                job.webhook_next = now + WEBHOOK_RETRY_DELAYS[job.webhook_attempts]
+                job.webhook_attempts += 1
+        log.info("sandbox webhook for %s: %s", job.job_id, outcome)
+
+
+def validate_input(data):
+    if not isinstance(data, dict):
+        raise ApiFailure(400, "INVALID_INPUT", "input must be an object.")
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ApiFailure(400, "INVALID_INPUT", "prompt is required.")
+    if len(prompt) > PROMPT_LIMIT:
+        raise ApiFailure(400, "INVALID_INPUT", f"prompt must be at most {PROMPT_LIMIT} characters.")
+    clean = {"prompt": prompt}
+    for name, allowed, default in (
+        ("quality", QUALITY_FACTORS, "std"),
+        ("duration", DURATIONS, "5"),
+        ("aspect_ratio", ASPECT_RATIOS, "16:9"),
+    ):
+        value = data.get(name, default)
+        if value not in allowed:
+            raise ApiFailure(400, "INVALID_INPUT", f"{name} must be one of {', '.join(sorted(allowed))}.")
+        clean[name] = value
+    if "seed" in data:
+        seed = data["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+            raise ApiFailure(400, "INVALID_INPUT", f"seed must be an integer from 0 to {SEED_MAX}.")
+        clean["seed"] = seed
+    return clean
+
+
+def validate_webhook_url(url):
+    """https only, as the API requires; plain http is let through for loopback in the sandbox."""
+    if url in (None, ""):
+        return ""
+    parts = urlsplit(str(url))
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        return str(url)
+    raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must use the https scheme.")
+
+
+def encode_cursor(job):
+    raw = json.dumps({"createdAt": job.created, "jobId": job.job_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor):
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(data["createdAt"]), str(data["jobId"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiFailure(400, "INVALID_INPUT", "cursor is not valid.") from None
+
+
+SANDBOX = Sandbox()

@@ -1,0 +1,119 @@
+// Live price preview, prompt counter and seed helpers for the prompt form.
+// The price rule comes from the server's catalog (json_script "price-catalog"):
+// nothing here knows a price, and nothing here talks to the network.
+(function () {
+  "use strict";
+
+  var catalogNode = document.getElementById("price-catalog");
+  var form = document.getElementById("job-form");
+  if (!catalogNode || !form) return;
+  var catalog = JSON.parse(catalogNode.textContent);
+  var MICRO_PER_DOLLAR = 1000000n;
+
+  function selected(name) {
+    var checked = form.querySelector('input[name="' + name + '"]:checked');
+    return checked ? checked.value : null;
+  }
+
+  // Exact integer arithmetic (BigInt), rounded half up, as the server does.
+  function priceOf(choices) {
+    var num = BigInt(catalog.baseMicroCents);
+    var den = 1n;
+    var notes = [catalog.baseNote];
+    for (var name in catalog.factors) {
+      var factor = catalog.factors[name][choices[name]];
+      if (!factor) return null;
+      num *= BigInt(factor.n);
+      den *= BigInt(factor.d);
+      if (factor.note) notes.push(factor.note);
+    }
+    return { microCents: (2n * num + den) / (2n * den), notes: notes };
+  }
+
+  function group(digits) {
+    return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+
+  // 225000 → "$0.225": at least two decimals, more only when needed.
+  function dollars(microCents) {
+    var negative = microCents < 0n;
+    var value = negative ? -microCents : microCents;
+    var whole = (value / MICRO_PER_DOLLAR).toString();
+    var fraction = (value % MICRO_PER_DOLLAR).toString().padStart(6, "0").replace(/0+$/, "");
+    while (fraction.length < 2) fraction += "0";
+    return (negative ? "-" : "") + "$" + group(whole) + "." + fraction;
+  }
+
+  var dollarsNode = document.getElementById("price-dollars");
+  var microNode = document.getElementById("price-micro");
+  var breakdownNode = document.getElementById("price-breakdown");
+
+  function renderPrice() {
+    var choices = {};
+    for (var name in catalog.factors) choices[name] = selected(name);
+    var price = priceOf(choices);
+    if (!price) {
+      dollarsNode.textContent = "—";
+      microNode.textContent = "choose every option";
+      breakdownNode.textContent = "";
+      return;
+    }
+    dollarsNode.textContent = dollars(price.microCents);
+    microNode.textContent = group(price.microCents.toString()) + " µ¢";
+    breakdownNode.textContent = price.notes.join(" × ");
+    form.dispatchEvent(new CustomEvent("pricechange", { detail: { microCents: price.microCents } }));
+  }
+
+  // Prompt length, counted in characters as the server counts them.
+  var prompt = form.querySelector("textarea");
+  var counter = document.getElementById("prompt-counter");
+  function renderCounter() {
+    if (!prompt || !counter) return;
+    var limit = parseInt(counter.dataset.limit, 10);
+    var length = Array.from(prompt.value).length;
+    counter.textContent = group(String(length)) + " / " + group(String(limit));
+    counter.classList.toggle("over", length > limit);
+    counter.classList.toggle("near", length <= limit && length > limit * 0.9);
+  }
+
+  var seed = form.querySelector('input[name="seed"]');
+  var randomSeed = document.getElementById("random-seed");
+  var clearSeed = document.getElementById("clear-seed");
+  if (seed && randomSeed) {
+    randomSeed.addEventListener("click", function () {
+      var max = parseInt(seed.max || "2147483647", 10);
+      var value = crypto.getRandomValues(new Uint32Array(1))[0] % (max + 1);
+      seed.value = String(value);
+      seed.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  }
+  if (seed && clearSeed) {
+    clearSeed.addEventListener("click", function () {
+      seed.value = "";
+      seed.focus();
+    });
+  }
+
+  // The server refuses a second post of the same form anyway; this spares the wait.
+  var submit = document.getElementById("submit-button");
+  form.addEventListener("submit", function () {
+    if (submit) {
+      submit.disabled = true;
+      submit.textContent = "Sending…";
+    }
+  });
+  window.addEventListener("pageshow", function () {
+    if (submit) {
+      submit.disabled = false;
+      submit.textContent = "Generate video";
+    }
+  });
+
+  form.addEventListener("change", renderPrice);
+  form.addEventListener("input", function (event) {
+    if (event.target === prompt) renderCounter();
+    else renderPrice();
+  });
+  renderPrice();
+  renderCounter();
+})();
