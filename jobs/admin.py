@@ -5,7 +5,16 @@ from .models import Job
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "owner", "status", "quality", "duration", "estimated_micro_cents", "charged_micro_cents", "created_at"]
+    list_display = [
+        "id",
+        "owner",
+        "status",
+        "quality",
+        "duration",
+        "estimated_micro_cents",
+        "charged_micro_cents",
+        "created_at",
+    ]
     list_filter = ["status", "quality", "duration", "aspect_ratio"]
     search_fields = ["prompt", "remote_id", "request_id", "owner__username"]
     list_select_related = ["owner"]

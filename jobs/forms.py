@@ -34,7 +34,7 @@ def field_for(spec):
             required=spec.required,
             widget=forms.RadioSelect,
             error_messages={
-                "required": f"Choose a {spec.label.lower()}.",
+                "required": f"Choose the {spec.label.lower()}.",
                 "invalid_choice": (
                     f"“%(value)s” is not an allowed {spec.label.lower()}. "
                     + CHOICE_ERROR % {"allowed": allowed}

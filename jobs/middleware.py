@@ -26,8 +26,10 @@ class UserTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        zone = zone_from(unquote(request.COOKIES.get(TZ_COOKIE, ""))[:64]) or zone_from(settings.DISPLAY_TIME_ZONE)
-        timezone.activate(zone or datetime.timezone.utc)
+        zone = zone_from(unquote(request.COOKIES.get(TZ_COOKIE, ""))[:64]) or zone_from(
+            settings.DISPLAY_TIME_ZONE
+        )
+        timezone.activate(zone or datetime.UTC)
         try:
             return self.get_response(request)
         finally:

@@ -118,10 +118,10 @@ class Job(models.Model):
             ),
         ]
         constraints = [
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="job_status_allowed"),
             models.CheckConstraint(
-                condition=Q(status__in=Status.values), name="job_status_allowed"
+                condition=Q(estimated_micro_cents__gte=0), name="job_estimate_not_negative"
             ),
-            models.CheckConstraint(condition=Q(estimated_micro_cents__gte=0), name="job_estimate_not_negative"),
             models.CheckConstraint(
                 condition=Q(charged_micro_cents__isnull=True) | Q(charged_micro_cents__gte=0),
                 name="job_charge_not_negative",

@@ -411,7 +411,11 @@ class Client:
                     http_status=status,
                     request_id=request_id,
                 )
-            if body.get("success") is False or isinstance(payload.get("error"), dict) and "jobId" not in payload:
+            if (
+                body.get("success") is False
+                or isinstance(payload.get("error"), dict)
+                and "jobId" not in payload
+            ):
                 raise self._error(status, body, request_id, response)
             return payload, request_id
         raise self._error(status, body, request_id, response)
@@ -427,7 +431,8 @@ class Client:
             return RateLimited(message or MESSAGES["RATE_LIMITED"], retry_after=retry_after, **kwargs)
         if code in CONFIG_CODES or status in (401, 403):
             return ConfigurationError(
-                message or "PixelByte refused the studio's credentials. Ask an administrator to check the API key.",
+                message
+                or "PixelByte refused the studio's credentials. Ask an administrator to check the API key.",
                 **kwargs,
             )
         if code in ("JOB_NOT_FOUND", "NOT_FOUND") or (status == 404 and not code):
@@ -443,7 +448,9 @@ class Client:
 def _reached_server(exc):
     """Whether a ``ConnectionError`` happened after the request was written."""
     text = repr(exc)
-    return any(s in text for s in ("RemoteDisconnected", "Connection aborted", "ProtocolError", "IncompleteRead"))
+    return any(
+        s in text for s in ("RemoteDisconnected", "Connection aborted", "ProtocolError", "IncompleteRead")
+    )
 
 
 def _fallback_message(status, detail):

@@ -19,7 +19,20 @@ INSECURE_DEV_SECRET_KEY = "django-insecure-kling-studio-local-development-only"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+
+def env_flag(name, default):
+    """A strict boolean: a typo fails loudly instead of meaning False."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
+
+
+DEBUG = env_flag("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
 if not DEBUG and (
     SECRET_KEY == INSECURE_DEV_SECRET_KEY

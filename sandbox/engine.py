@@ -228,7 +228,9 @@ class Sandbox:
         items = []
         for job in page:
             view = job.view(now)
-            items.append({key: view[key] for key in ("jobId", "status", "progress", "createdAt", "completedAt")})
+            items.append(
+                {key: view[key] for key in ("jobId", "status", "progress", "createdAt", "completedAt")}
+            )
             items[-1]["model"] = MODEL
         next_cursor = encode_cursor(page[-1]) if more else None
         return {"jobs": items, "nextCursor": next_cursor, "hasMore": more}
@@ -255,7 +257,9 @@ class Sandbox:
     def _ensure_deliverer(self):
         with self.lock:
             if self._deliverer is None or not self._deliverer.is_alive():
-                self._deliverer = threading.Thread(target=self._deliver_forever, name="sandbox-webhooks", daemon=True)
+                self._deliverer = threading.Thread(
+                    target=self._deliver_forever, name="sandbox-webhooks", daemon=True
+                )
                 self._deliverer.start()
 
     def _deliver_forever(self):

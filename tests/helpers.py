@@ -1,5 +1,6 @@
 """Shared cast, builders and loopback servers for the tests."""
 
+import contextlib
 import http.server
 import itertools
 import json
@@ -10,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
@@ -70,10 +72,10 @@ class StudioServer:
 
     def __init__(self):
         self.server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
-        self.server.set_app(WSGIHandler())
+        self.server.set_app(StaticFilesHandler(WSGIHandler()))
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.sandbox_url = self.url + "/sandbox"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def stop(self):
@@ -116,8 +118,9 @@ class FakeApi:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def count(self, method="POST", path="/v1/jobs/submit"):
@@ -192,10 +195,8 @@ class BlackHole:
         for _ in range(4):
             s = socket.socket()
             s.setblocking(False)
-            try:
+            with contextlib.suppress(BlockingIOError):
                 s.connect(("127.0.0.1", self.port))
-            except BlockingIOError:
-                pass
             self.fillers.append(s)
         self.url = f"http://127.0.0.1:{self.port}"
 

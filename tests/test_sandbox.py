@@ -1,0 +1,135 @@
+"""The built-in sandbox plays the API contract over real HTTP."""
+
+import pytest
+import requests
+
+from sandbox import engine
+
+AUTH = {"Authorization": "Bearer sandbox"}
+BODY = {
+    "model": "kling/kling-text2video-v25/text-to-video",
+    "input": {"prompt": "A red kite", "quality": "pro", "duration": "5", "aspect_ratio": "1:1", "seed": 7},
+}
+
+
+@pytest.fixture
+def url(sandbox, studio_server):
+    return studio_server.sandbox_url
+
+
+def submit(url, body=BODY, headers=AUTH):
+    return requests.post(url + "/v1/jobs/submit", json=body, headers=headers, timeout=5)
+
+
+def test_a_submit_answers_flat_with_the_published_price(url):
+    answer = submit(url).json()
+    assert answer["status"] == "pending"
+    assert answer["costMicroCents"] == 337_500
+    assert answer["jobId"].startswith("job_") and answer["requestId"].startswith("req_")
+    assert answer["estimatedCompletionTime"].endswith("Z")
+
+
+def test_a_job_moves_from_pending_to_processing_to_completed_on_its_clock():
+    clock = [1000.0]
+    box = engine.Sandbox(clock=lambda: clock[0])
+    job_id = box.submit(BODY, media_base="http://x/static/sandbox/", pending_s=2, processing_s=4)["jobId"]
+    assert (box.get(job_id)["status"], box.get(job_id)["progress"]) == ("pending", 0)
+    clock[0] += 2
+    assert (box.get(job_id)["status"], box.get(job_id)["progress"]) == ("processing", 50)
+    clock[0] += 4
+    done = box.get(job_id)
+    assert (done["status"], done["progress"]) == ("completed", 100)
+    assert done["output"] == "http://x/static/sandbox/sample.mp4"
+    assert done["outputs"][0]["posterImage"] == "http://x/static/sandbox/poster.jpg"
+    assert done["completedAt"] is not None
+
+
+def test_status_answers_wrapped_and_points_at_a_real_sample_video(url, sandbox):
+    sandbox_job = submit(url).json()["jobId"]
+    sandbox.jobs[sandbox_job].created -= 60
+    answer = requests.get(f"{url}/v1/jobs/{sandbox_job}", headers=AUTH, timeout=5).json()
+    assert answer["success"] is True and answer["data"]["status"] == "completed"
+    video = requests.get(answer["data"]["output"], timeout=5)
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "status", "code"),
+    [("x [balance]", 402, "INSUFFICIENT_BALANCE"), ("x [busy]", 429, "CONCURRENT_JOBS_EXCEEDED")],
+)
+def test_prompt_triggers_make_the_api_refuse(url, prompt, status, code):
+    body = {**BODY, "input": {**BODY["input"], "prompt": prompt}}
+    answer = submit(url, body)
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == code
+    if status == 429:
+        assert answer.headers["Retry-After"] == "5"
+
+
+def test_the_fail_trigger_fails_the_job_while_processing():
+    box = engine.Sandbox(clock=lambda: 0.0)
+    body = {**BODY, "input": {**BODY["input"], "prompt": "x [fail]"}}
+    job_id = box.submit(body, media_base="", pending_s=0, processing_s=0)["jobId"]
+    view = box.get(job_id)
+    assert view["status"] == "failed" and view["error"]["code"] == "INTERNAL_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"quality": "ultra"}, "quality must be one of"),
+        ({"duration": 5}, "duration must be one of"),
+        ({"prompt": "x" * 2501}, "at most 2500"),
+        ({"seed": "7"}, "seed must be an integer"),
+    ],
+)
+def test_bad_input_is_refused_as_invalid_input(url, change, message):
+    answer = submit(url, {**BODY, "input": {**BODY["input"], **change}})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "INVALID_INPUT"
+    assert message in answer.json()["error"]["message"]
+
+
+def test_an_unknown_model_is_not_found(url):
+    answer = submit(url, {**BODY, "model": "kling/nope"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "MODEL_NOT_FOUND")
+
+
+def test_a_plain_http_webhook_url_is_refused_unless_on_loopback(url):
+    assert submit(url, {**BODY, "webhookUrl": "http://studio.example/hook"}).status_code == 400
+    assert submit(url, {**BODY, "webhookUrl": "http://127.0.0.1:9/hook"}).status_code == 200
+
+
+def test_no_key_means_401(url):
+    answer = submit(url, headers={})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "UNAUTHORIZED")
+
+
+def test_the_list_pages_newest_first_with_a_cursor(url):
+    ids = [submit(url).json()["jobId"] for _ in range(3)]
+    first = requests.get(url + "/v1/jobs", params={"limit": 2}, headers=AUTH, timeout=5).json()
+    assert [j["jobId"] for j in first["jobs"]] == ids[::-1][:2]
+    assert first["hasMore"] is True
+    second = requests.get(
+        url + "/v1/jobs", params={"limit": 2, "cursor": first["nextCursor"]}, headers=AUTH, timeout=5
+    ).json()
+    assert [j["jobId"] for j in second["jobs"]] == [ids[0]]
+    assert second["hasMore"] is False and second["nextCursor"] is None
+
+
+def test_only_a_pending_job_can_be_cancelled_and_it_is_refunded(url, sandbox):
+    job_id = submit(url).json()["jobId"]
+    answer = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=AUTH, timeout=5).json()
+    assert answer == {"jobId": job_id, "status": "cancelled", "refundedMicroCents": 337_500}
+    again = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=AUTH, timeout=5)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "JOB_CANNOT_BE_CANCELLED")
+
+
+def test_an_unknown_job_is_not_found(url):
+    answer = requests.get(url + "/v1/jobs/job_nope", headers=AUTH, timeout=5)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "JOB_NOT_FOUND")
+
+
+def test_the_sandbox_is_off_when_a_real_key_is_configured(url, settings):
+    settings.PIXELBYTE_API_KEY = "pb_real"
+    assert submit(url).status_code == 404

@@ -1,0 +1,66 @@
+"""Configuration: defaults that run locally, loud failures on bad values, no missing migration."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(env_overrides):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIXELBYTE_", "DATABASE_URL", "SECRET_KEY", "DEBUG"))
+    }
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_no_model_change_is_missing_a_migration(db):
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_the_defaults_run_with_no_configuration():
+    result = run_check({})
+    assert result.returncode == 0, result.stderr
+
+
+def test_debug_off_with_the_default_secret_key_refuses_to_start():
+    result = run_check({"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set to a long random value" in result.stderr
+
+
+def test_debug_off_with_a_short_or_insecure_key_refuses_to_start():
+    for key in ("short", "django-insecure-" + "x" * 60):
+        result = run_check({"DEBUG": "0", "SECRET_KEY": key})
+        assert result.returncode != 0, key
+
+
+def test_a_bad_boolean_fails_loudly():
+    result = run_check({"DEBUG": "perhaps"})
+    assert result.returncode != 0
+    assert "DEBUG must be true or false, not 'perhaps'" in result.stderr
+
+
+def test_a_real_key_without_a_webhook_secret_is_flagged_without_showing_the_key():
+    result = run_check({"PIXELBYTE_API_KEY": "pb_live_abcdef123456"})
+    output = result.stdout + result.stderr
+    assert "jobs.W001" in output and "jobs.W002" in output
+    assert "pb_live_abcdef123456" not in output
+
+
+def test_the_demo_user_command_prints_its_credentials(db):
+    out = StringIO()
+    call_command("create_demo_user", stdout=out)
+    call_command("create_demo_user", stdout=out)
+    assert "username 'demo', password 'kling-demo'" in out.getvalue()
