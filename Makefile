@@ -23,7 +23,10 @@ run: $(VENV)/.runtime-installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py create_demo_user
 	@echo "Kling Studio is starting on http://$(HOST):$(PORT)/ — sign in with the demo account above."
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@# The sync worker runs beside the web server and stops with it.
+	@$(PY) manage.py sync_jobs --watch & SYNC=$$!; \
+	  trap 'kill $$SYNC 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 ## test: install what the tests need (Python packages, Debian's chromium) and run them all
 test: $(VENV)/.dev-installed browser-deps

@@ -25,6 +25,8 @@ class Status(models.TextChoices):
 
 TERMINAL = frozenset({Status.REFUSED, Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 IN_FLIGHT = frozenset({Status.SUBMITTING, Status.UNKNOWN, Status.PENDING, Status.PROCESSING})
+# A job in flight this many times longer than expected is shown as stuck.
+STUCK_FACTOR = 3
 # Nothing was charged, or the API refunded it.
 NOT_CHARGED = frozenset({Status.REFUSED, Status.FAILED, Status.CANCELLED})
 
@@ -99,9 +101,11 @@ class Job(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     estimated_completion_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
-    # When the sync worker should next ask the API about this job.
+    # When the sync worker should next ask the API about this job; None when
+    # there is nothing more to learn.
     next_check_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    check_failures = models.PositiveSmallIntegerField(default=0)
 
     objects = JobQuerySet.as_manager()
 
@@ -110,11 +114,11 @@ class Job(models.Model):
         indexes = [
             # History: one person's jobs, newest first, paged by (created_at, id).
             models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created"),
-            # sync_jobs: unfinished jobs whose next check is due.
+            # sync_jobs: jobs whose next check is due (only unfinished jobs have one).
             models.Index(
                 fields=["next_check_at"],
-                name="job_unfinished_due",
-                condition=Q(status__in=sorted(s.value for s in IN_FLIGHT)),
+                name="job_check_due",
+                condition=Q(next_check_at__isnull=False),
             ),
         ]
         constraints = [
@@ -160,3 +164,93 @@ class Job(models.Model):
     @property
     def was_charged(self):
         return self.status not in NOT_CHARGED
+
+    # --- timing (a job is never shown as running forever) ---------------------------
+
+    def expected_seconds(self):
+        """How long this job should take: the API's estimate, else the catalog's."""
+        if self.estimated_completion_at and self.submitted_at:
+            seconds = (self.estimated_completion_at - self.submitted_at).total_seconds()
+            if seconds > 0:
+                return seconds
+        model = self.catalog_model
+        return model.typical_seconds if model else 180
+
+    def is_slow(self, now=None):
+        """Still in flight after its estimated completion time."""
+        if not self.in_flight or self.submitted_at is None:
+            return False
+        now = now or timezone.now()
+        return (now - self.submitted_at).total_seconds() > self.expected_seconds()
+
+    def is_stuck(self, now=None):
+        """Still in flight after three times its expected duration."""
+        if not self.in_flight or self.submitted_at is None:
+            return False
+        now = now or timezone.now()
+        return (now - self.submitted_at).total_seconds() > STUCK_FACTOR * self.expected_seconds()
+
+
+class Verdict(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    FILLED = "filled", "Details added"
+    UNCHANGED = "unchanged", "Nothing new"
+    STALE = "stale", "Stale (ignored)"
+    DUPLICATE = "duplicate", "Duplicate (ignored)"
+    UNKNOWN_JOB = "unknown_job", "Unknown job id (acknowledged)"
+    INVALID_STATUS = "invalid_status", "Unknown status (ignored)"
+    BAD_SIGNATURE = "bad_signature", "Refused: signature"
+    BAD_TIMESTAMP = "bad_timestamp", "Refused: timestamp"
+    BAD_TOKEN = "bad_token", "Refused: unknown URL token"
+    MALFORMED = "malformed", "Refused: not JSON"
+    TOO_LARGE = "too_large", "Refused: too large"
+
+
+class WebhookDelivery(models.Model):
+    """Every callback that reached the receiver, kept to explain what happened."""
+
+    received_at = models.DateTimeField(default=timezone.now)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    http_status = models.PositiveSmallIntegerField()
+    signature_valid = models.BooleanField(
+        null=True, help_text="None when no webhook secret is configured (the URL token is the only check)."
+    )
+    remote_job_id = models.CharField(max_length=128, blank=True)
+    reported_status = models.CharField(max_length=32, blank=True)
+    body = models.TextField(blank=True)
+    # The request's own headers (timestamp, signature, type, agent); never the secret.
+    headers = models.JSONField(default=dict)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    # sha256 of what was signed: one row per distinct delivery that was processed.
+    dedup_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            # Admin list and a job's deliveries, newest first.
+            models.Index(fields=["-received_at"], name="delivery_received"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(verdict__in=Verdict.values), name="delivery_verdict_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_verdict_display()} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def trusted(self):
+        """Verified (or token-matched without a secret) and readable: safe to re-apply."""
+        return (
+            self.job_id is not None
+            and self.signature_valid is not False
+            and self.verdict
+            not in (
+                Verdict.MALFORMED,
+                Verdict.TOO_LARGE,
+                Verdict.BAD_SIGNATURE,
+                Verdict.BAD_TIMESTAMP,
+                Verdict.BAD_TOKEN,
+            )
+        )

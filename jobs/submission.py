@@ -9,13 +9,16 @@ the row ``unknown`` until the API says what happened.
 
 import logging
 import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from . import pixelbyte
+from .lifecycle import REMOTE_STATUSES, Update, apply_update
 from .models import Job, Status
 
 log = logging.getLogger(__name__)
@@ -101,10 +104,24 @@ def record(*, user, model, params, submission_key):
         )
 
 
+def webhook_url_for(job):
+    """Where PixelByte should call back for this job, or None when it cannot reach us.
+
+    The API only calls https URLs. The sandbox also calls plain http on loopback,
+    so the whole path runs on one machine.
+    """
+    base = settings.PUBLIC_BASE_URL
+    parts = urlsplit(base)
+    sandbox_loopback = not settings.PIXELBYTE_API_KEY and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not sandbox_loopback:
+        return None
+    return f"{base}{reverse('jobs:webhook', args=[job.webhook_token])}"
+
+
 def send(job, client):
     """Call the API for a recorded job and store the outcome on it."""
     try:
-        result = client.submit(job.model_slug, job.params)
+        result = client.submit(job.model_slug, job.params, webhook_url=webhook_url_for(job))
     except pixelbyte.ApiError as exc:
         settle_error(job, exc)
     else:
@@ -116,12 +133,14 @@ def settle_success(job, result):
     now = timezone.now()
     job.remote_id = result.job_id
     job.request_id = result.request_id
-    job.status = Status.PENDING
     job.charged_micro_cents = result.cost_micro_cents
     job.estimated_completion_at = result.estimated_completion_at
     job.submitted_at = now
     job.updated_at = now
     job.save()
+    status = result.status if result.status in REMOTE_STATUSES else Status.PENDING
+    apply_update(job.pk, Update(status=status), now=now)
+    job.refresh_from_db()
     log.info(
         "job %s sent: remote id %s, request %s, charged %s µ¢",
         job.pk,

@@ -7,5 +7,8 @@ app_name = "jobs"
 urlpatterns = [
     path("", views.new_job, name="new"),
     path("jobs/", views.job_list, name="list"),
+    path("jobs/status/", views.job_statuses, name="statuses"),
     path("jobs/<int:job_id>/", views.job_detail, name="detail"),
+    path("jobs/<int:job_id>/status/", views.job_status, name="status"),
+    path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

@@ -1,8 +1,11 @@
-from django.http import Http404
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import pricing
+from . import pricing, webhooks
 from .forms import JobForm
 from .models import Job, Status
 from .submission import ForeignSubmissionKey, SubmissionPaused, submit_job
@@ -61,3 +64,75 @@ def job_list(request):
 def job_detail(request, job_id):
     job = _get_job_for_user(request, job_id)
     return render(request, "jobs/detail.html", {"job": job})
+
+
+# --- live status ------------------------------------------------------------------------
+
+STATUS_FIELDS = (
+    "pk",
+    "status",
+    "progress",
+    "submitted_at",
+    "created_at",
+    "estimated_completion_at",
+    "output_url",
+    "poster_url",
+    "error_code",
+    "error_message",
+    "charged_micro_cents",
+    "estimated_micro_cents",
+    "model_slug",
+)
+MAX_STATUS_IDS = 100
+
+
+def status_payload(job, now):
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "label": job.get_status_display(),
+        "inFlight": job.in_flight,
+        "progress": job.progress,
+        "eta": job.estimated_completion_at.isoformat() if job.estimated_completion_at else None,
+        "slow": job.is_slow(now),
+        "stuck": job.is_stuck(now),
+        "charged": job.was_charged,
+        "charge": pricing.format_dollars(job.charge_micro_cents),
+        "video": job.output_url or None,
+        "poster": job.poster_url or None,
+        "error": job.error_message or None,
+        "errorCode": job.error_code or None,
+    }
+
+
+@require_GET
+def job_statuses(request):
+    """Live status of the signed-in user's jobs named in ``?ids=1,2,3``, in one query."""
+    ids = [int(part) for part in request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS] if part.isdigit()]
+    jobs = Job.objects.visible_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
+    now = timezone.now()
+    return JsonResponse({"jobs": [status_payload(job, now) for job in jobs], "serverTime": now.isoformat()})
+
+
+@require_GET
+def job_status(request, job_id):
+    job = get_object_or_404(Job.objects.visible_to(request.user).only(*STATUS_FIELDS), pk=job_id)
+    return JsonResponse(status_payload(job, timezone.now()))
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def pixelbyte_webhook(request, token):
+    """PixelByte's callback: verified before anything is parsed (see jobs.webhooks)."""
+    # Read one byte past the limit, never more: a bigger body is refused unread.
+    body = request.read(webhooks.MAX_BODY + 1)
+    receipt = webhooks.receive(
+        token=token, headers=request.headers, body=body, source_ip=request.META.get("REMOTE_ADDR")
+    )
+    return JsonResponse(
+        {"ok": receipt.http_status < 300, "result": receipt.message}, status=receipt.http_status
+    )

@@ -58,6 +58,8 @@ if PUBLIC_BASE_URL.startswith("https://"):
 PIXELBYTE_API_KEY = env.str("PIXELBYTE_API_KEY", default="")
 PIXELBYTE_API_URL = env.str("PIXELBYTE_API_URL", default="https://api.muvi.video").rstrip("/")
 PIXELBYTE_WEBHOOK_SECRET = env.str("PIXELBYTE_WEBHOOK_SECRET", default="")
+# A webhook signed more than this many seconds before or after our clock is refused.
+PIXELBYTE_WEBHOOK_TOLERANCE = env.int("PIXELBYTE_WEBHOOK_TOLERANCE", default=300)
 SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
 # Seconds a sandbox job spends pending, then processing.
 SANDBOX_PENDING_SECONDS = env.float("SANDBOX_PENDING_SECONDS", default=2.0)
