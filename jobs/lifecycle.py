@@ -97,13 +97,14 @@ def apply_update(job_id, update, *, now=None, refetch=False):
     """Apply ``update`` to the job; return (job, outcome).
 
     ``refetch`` asks the sync worker to read the job back from the API at once
-    (after a webhook, whose payload is only a signal).
+    (after a webhook, whose payload is only a signal) when the update told us
+    something new; a stale or repeated update changes nothing at all.
     """
     now = now or timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         outcome = _apply(job, update, now)
-        if outcome in (Outcome.APPLIED, Outcome.FILLED) or refetch:
+        if outcome in (Outcome.APPLIED, Outcome.FILLED):
             job.updated_at = now
             job.next_check_at = now if refetch and job.remote_id else next_check_at(job, now)
             job.save()

@@ -93,9 +93,10 @@ def verify(secret, timestamp, signature, body, *, now, tolerance):
     digests = signatures_in(signature or "")
     if not digests:
         raise Refused(Verdict.BAD_SIGNATURE)
-    expected = sign(secret, timestamp, body)[len(SIGNATURE_SCHEME) :]
-    # Check every candidate so the time taken does not depend on which one matched.
-    matches = [hmac.compare_digest(expected, digest) for digest in digests]
+    expected = sign(secret, timestamp, body)[len(SIGNATURE_SCHEME) :].encode()
+    # Bytes, so a non-ASCII header cannot raise; every candidate is checked so the
+    # time taken does not depend on which one matched.
+    matches = [hmac.compare_digest(expected, digest.encode("utf-8", "replace")) for digest in digests]
     if not any(matches):
         raise Refused(Verdict.BAD_SIGNATURE)
 

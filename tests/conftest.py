@@ -10,6 +10,13 @@ from sandbox.engine import SANDBOX
 from .helpers import FakeApi, StudioServer, make_user
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Hashing with the production hasher costs ~0.3 s a user; the tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def studio_server():
     server = StudioServer()

@@ -36,6 +36,7 @@ def make_job(owner, **overrides):
         "status": Status.PENDING,
     }
     values.update(overrides)
+    values.setdefault("progress", {Status.PROCESSING: 50, Status.COMPLETED: 100}.get(values["status"], 0))
     params = {
         "prompt": values["prompt"],
         "quality": values["quality"],

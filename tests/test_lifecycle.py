@@ -1,0 +1,153 @@
+"""The one state machine, as a table of (stored state, update) → result."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.lifecycle import Outcome, Update, apply_update, next_check_at
+from jobs.models import Job, Status
+
+from .helpers import make_job
+
+VIDEO = "https://cdn.example/outputs/job_1/output_0.mp4"
+DONE_AT = datetime(2026, 2, 18, 15, 2, 30, tzinfo=UTC)
+
+TABLE = [
+    # stored,            update,                             outcome,            status after
+    (Status.SUBMITTING, Update("pending"), Outcome.APPLIED, Status.PENDING),
+    (Status.UNKNOWN, Update("processing"), Outcome.APPLIED, Status.PROCESSING),
+    (Status.UNKNOWN, Update("completed", output_url=VIDEO), Outcome.APPLIED, Status.COMPLETED),
+    (Status.PENDING, Update("processing"), Outcome.APPLIED, Status.PROCESSING),
+    (Status.PENDING, Update("completed", output_url=VIDEO), Outcome.APPLIED, Status.COMPLETED),
+    (Status.PENDING, Update("cancelled"), Outcome.APPLIED, Status.CANCELLED),
+    (Status.PROCESSING, Update("completed", output_url=VIDEO), Outcome.APPLIED, Status.COMPLETED),
+    (Status.PROCESSING, Update("failed", error_code="INTERNAL_ERROR"), Outcome.APPLIED, Status.FAILED),
+    (Status.PROCESSING, Update("pending"), Outcome.STALE, Status.PROCESSING),
+    (Status.PENDING, Update("pending"), Outcome.UNCHANGED, Status.PENDING),
+    (Status.PROCESSING, Update("processing"), Outcome.UNCHANGED, Status.PROCESSING),
+    (Status.COMPLETED, Update("processing"), Outcome.STALE, Status.COMPLETED),
+    (Status.COMPLETED, Update("pending"), Outcome.STALE, Status.COMPLETED),
+    (Status.COMPLETED, Update("failed"), Outcome.STALE, Status.COMPLETED),
+    (Status.FAILED, Update("completed", output_url=VIDEO), Outcome.STALE, Status.FAILED),
+    (Status.CANCELLED, Update("processing"), Outcome.STALE, Status.CANCELLED),
+    (Status.REFUSED, Update("pending"), Outcome.STALE, Status.REFUSED),
+    (Status.PENDING, Update("exploded"), Outcome.INVALID, Status.PENDING),
+    (Status.PENDING, Update(""), Outcome.INVALID, Status.PENDING),
+]
+
+
+@pytest.mark.parametrize(("stored", "update", "outcome", "after"), TABLE)
+def test_the_state_machine(owner, stored, update, outcome, after):
+    job = make_job(owner, status=stored, remote_id="job_1")
+    _, got = apply_update(job.pk, update)
+    job.refresh_from_db()
+    assert (got, job.status) == (outcome, after)
+
+
+@pytest.mark.parametrize(("stored", "update", "outcome", "after"), TABLE)
+def test_applying_the_same_update_twice_is_a_no_op(owner, stored, update, outcome, after):
+    job = make_job(owner, status=stored, remote_id="job_1")
+    apply_update(job.pk, update)
+    before = Job.objects.filter(pk=job.pk).values().get()
+    _, second = apply_update(job.pk, update)
+    assert second in (Outcome.UNCHANGED, Outcome.STALE, Outcome.INVALID)
+    assert Job.objects.filter(pk=job.pk).values().get() == before
+
+
+def test_a_completion_stores_outputs_progress_and_time(owner):
+    job = make_job(owner, status=Status.PROCESSING, remote_id="job_1", progress=50)
+    update = Update(
+        "completed",
+        progress=100,
+        output_url=VIDEO,
+        thumbnail_url="https://cdn.example/t.jpg",
+        poster_url="https://cdn.example/p.jpg",
+        outputs=[{"url": VIDEO, "type": "video"}],
+        completed_at=DONE_AT,
+    )
+    apply_update(job.pk, update)
+    job.refresh_from_db()
+    assert (job.output_url, job.thumbnail_url, job.poster_url) == (
+        VIDEO,
+        "https://cdn.example/t.jpg",
+        "https://cdn.example/p.jpg",
+    )
+    assert job.outputs == [{"url": VIDEO, "type": "video"}]
+    assert (job.progress, job.completed_at) == (100, DONE_AT)
+    assert job.next_check_at is None
+
+
+def test_a_failure_stores_the_error_and_counts_as_zero_spend(owner):
+    job = make_job(owner, status=Status.PENDING, remote_id="job_1", charged_micro_cents=225_000)
+    apply_update(
+        job.pk, Update("failed", error_code="INTERNAL_ERROR", error_message="Model inference failed")
+    )
+    job.refresh_from_db()
+    assert (job.error_code, job.error_message) == ("INTERNAL_ERROR", "Model inference failed")
+    assert job.charge_micro_cents == 0 and not job.was_charged
+    assert Job.objects.filter(pk=job.pk).spend() == 0
+
+
+def test_a_later_read_fills_in_outputs_a_webhook_did_not_carry(owner):
+    job = make_job(owner, status=Status.PROCESSING, remote_id="job_1")
+    apply_update(job.pk, Update("completed"))
+    _, outcome = apply_update(
+        job.pk, Update("completed", output_url=VIDEO, poster_url="https://cdn.example/p.jpg")
+    )
+    job.refresh_from_db()
+    assert outcome == Outcome.FILLED
+    assert job.output_url == VIDEO
+
+
+def test_filling_never_overwrites_what_is_stored(owner):
+    job = make_job(owner, status=Status.COMPLETED, remote_id="job_1", output_url=VIDEO)
+    _, outcome = apply_update(job.pk, Update("completed", output_url="https://evil.example/x.mp4"))
+    job.refresh_from_db()
+    assert (outcome, job.output_url) == (Outcome.UNCHANGED, VIDEO)
+
+
+def test_progress_never_goes_backwards(owner):
+    job = make_job(owner, status=Status.PROCESSING, remote_id="job_1", progress=50)
+    apply_update(job.pk, Update("processing", progress=0))
+    job.refresh_from_db()
+    assert job.progress == 50
+
+
+def test_processing_records_when_work_started(owner):
+    job = make_job(owner, status=Status.PENDING, remote_id="job_1")
+    now = timezone.now()
+    apply_update(job.pk, Update("processing"), now=now)
+    job.refresh_from_db()
+    assert job.started_at == now
+
+
+def test_an_unknown_outcome_learns_its_remote_id_from_an_update(owner):
+    job = make_job(owner, status=Status.UNKNOWN)
+    apply_update(job.pk, Update("pending", remote_id="job_found"))
+    job.refresh_from_db()
+    assert (job.status, job.remote_id) == (Status.PENDING, "job_found")
+
+
+def test_young_jobs_are_checked_often_and_old_ones_rarely(owner):
+    now = timezone.now()
+    young = make_job(owner, remote_id="job_y", submitted_at=now - timedelta(seconds=5))
+    old = make_job(owner, remote_id="job_o", submitted_at=now - timedelta(hours=2))
+    done = make_job(owner, remote_id="job_d", status=Status.COMPLETED, submitted_at=now)
+    assert next_check_at(young, now) == now + timedelta(seconds=3)
+    assert next_check_at(old, now) == now + timedelta(seconds=60)
+    assert next_check_at(done, now) is None
+
+
+def test_slow_and_stuck_follow_the_estimate(owner):
+    now = timezone.now()
+    job = make_job(
+        owner,
+        remote_id="job_1",
+        submitted_at=now - timedelta(seconds=100),
+        estimated_completion_at=now - timedelta(seconds=100) + timedelta(seconds=60),
+    )
+    assert job.is_slow(now) and not job.is_stuck(now)
+    assert job.is_stuck(now + timedelta(seconds=81))
+    job.status = Status.FAILED
+    assert not job.is_slow(now) and not job.is_stuck(now + timedelta(hours=1))
