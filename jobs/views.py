@@ -108,7 +108,8 @@ def status_payload(job, now):
 @require_GET
 def job_statuses(request):
     """Live status of the signed-in user's jobs named in ``?ids=1,2,3``, in one query."""
-    ids = [int(part) for part in request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS] if part.isdigit()]
+    parts = request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]
+    ids = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 18]
     jobs = Job.objects.visible_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
     now = timezone.now()
     return JsonResponse({"jobs": [status_payload(job, now) for job in jobs], "serverTime": now.isoformat()})

@@ -84,6 +84,11 @@ class StudioServer:
         self.server.server_close()
 
 
+class _QuietHTTPServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that gave up (a timeout under test) is expected, not an error."""
+
+
 @dataclass
 class Reply:
     """One scripted answer of the fake API."""
@@ -117,7 +122,7 @@ class FakeApi:
             def do_POST(self):
                 fake._handle(self)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_port}"
