@@ -32,6 +32,10 @@ run: $(VENV)/.runtime-installed
 test: $(VENV)/.dev-installed browser-deps
 	$(PY) -m pytest
 
+## test-postgres: the whole suite against a throwaway PostgreSQL server (installed if missing)
+test-postgres: $(VENV)/.dev-installed browser-deps
+	scripts/with-postgres $(PY) -m pytest
+
 ## lint: ruff, configured in pyproject.toml
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .

@@ -20,6 +20,15 @@ def check_time_zone(app_configs, **kwargs):
 @register()
 def check_webhook_settings(app_configs, **kwargs):
     problems = []
+    tolerance = getattr(settings, "PIXELBYTE_WEBHOOK_TOLERANCE", None)
+    if not isinstance(tolerance, int) or not 0 < tolerance <= 3600:
+        problems.append(
+            Error(
+                "PIXELBYTE_WEBHOOK_TOLERANCE must be a number of seconds from 1 to 3600.",
+                hint="Leave it unset for the default of 300 seconds.",
+                id="jobs.E002",
+            )
+        )
     if settings.PIXELBYTE_API_KEY and not settings.PIXELBYTE_WEBHOOK_SECRET:
         problems.append(
             Warning(

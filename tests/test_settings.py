@@ -64,3 +64,13 @@ def test_the_demo_user_command_prints_its_credentials(db):
     call_command("create_demo_user", stdout=out)
     call_command("create_demo_user", stdout=out)
     assert "username 'demo', password 'kling-demo'" in out.getvalue()
+
+
+def test_wh08_a_webhook_tolerance_of_zero_or_none_stops_startup(settings):
+    from jobs.checks import check_webhook_settings
+
+    for bad in (0, -5, None, 100000):
+        settings.PIXELBYTE_WEBHOOK_TOLERANCE = bad
+        assert [e.id for e in check_webhook_settings(None)][:1] == ["jobs.E002"], bad
+    result = run_check({"PIXELBYTE_WEBHOOK_TOLERANCE": "0"})
+    assert result.returncode != 0 and "jobs.E002" in result.stderr
