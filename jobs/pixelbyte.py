@@ -224,9 +224,32 @@ def parse_retry_after(value):
         return None
 
 
+def text(value, limit=2000):
+    """A string field from an answer: stringified, without NUL characters, bounded."""
+    if value is None:
+        return ""
+    return str(value).replace("\x00", "")[:limit]
+
+
+def web_url(value):
+    """An http(s) URL from an answer, or "" (a media link is put in pages as it is)."""
+    url = text(value)
+    return url if url.lower().startswith(("https://", "http://")) else ""
+
+
+OUTPUT_KEYS = ("url", "type", "thumbnail", "posterImage")
+
+
 def remote_job_from(payload):
     """A ``RemoteJob`` from a status, list-item or webhook payload (already unwrapped)."""
-    outputs = payload.get("outputs") if isinstance(payload.get("outputs"), list) else None
+    raw_outputs = payload.get("outputs") if isinstance(payload.get("outputs"), list) else None
+    outputs = None
+    if raw_outputs is not None:
+        outputs = [
+            {key: text(item[key]) for key in OUTPUT_KEYS if key in item}
+            for item in raw_outputs[:20]
+            if isinstance(item, dict)
+        ]
     first = outputs[0] if outputs and isinstance(outputs[0], dict) else {}
     output = payload.get("output")
     if isinstance(output, dict):  # the webhook's object form
@@ -236,19 +259,19 @@ def remote_job_from(payload):
     error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
     progress = payload.get("progress")
     return RemoteJob(
-        job_id=str(payload.get("jobId") or payload.get("job_id") or payload.get("id") or ""),
-        status=str(payload.get("status") or ""),
+        job_id=text(payload.get("jobId") or payload.get("job_id") or payload.get("id"), 128),
+        status=text(payload.get("status"), 32),
         progress=progress if isinstance(progress, int) and not isinstance(progress, bool) else None,
-        output_url=str(first.get("url") or output_url or ""),
-        thumbnail_url=str(first.get("thumbnail") or ""),
-        poster_url=str(first.get("posterImage") or ""),
+        output_url=web_url(first.get("url") or output_url),
+        thumbnail_url=web_url(first.get("thumbnail")),
+        poster_url=web_url(first.get("posterImage")),
         outputs=outputs,
-        error_code=str(error.get("code") or ""),
-        error_message=str(error.get("message") or ""),
+        error_code=text(error.get("code"), 64),
+        error_message=text(error.get("message")),
         created_at=parse_time(payload.get("createdAt")),
         completed_at=parse_time(payload.get("completedAt")),
-        request_id=str(payload.get("requestId") or ""),
-        model=str(payload.get("model") or ""),
+        request_id=text(payload.get("requestId"), 128),
+        model=text(payload.get("model"), 200),
     )
 
 

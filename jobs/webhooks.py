@@ -165,7 +165,8 @@ def _refuse(verdict, http_status, record, body):
 
 
 def _text(body):
-    return body[:MAX_BODY].decode("utf-8", errors="replace")
+    # PostgreSQL text cannot hold NUL; a stored body is for reading, so mark it instead.
+    return body[:MAX_BODY].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def reapply(delivery):

@@ -428,3 +428,25 @@ def test_a_refused_delivery_cannot_be_reapplied(csrf_client, hook):
     deliver(csrf_client, hook, completed(), secret="forged")
     with pytest.raises(ValueError):
         webhooks.reapply(WebhookDelivery.objects.get())
+
+
+def test_nul_characters_and_non_web_urls_never_reach_the_database_or_a_page(csrf_client, hook):
+    body = (
+        json.dumps(
+            {
+                "jobId": "job_1",
+                "status": "completed",
+                "output": {"videoUrl": "javascript:alert(1)"},
+                "outputs": [{"url": "javascript:alert(2)", "type": "video\u0000"}],
+                "error": {"code": "X\u0000", "message": "a\u0000b"},
+            }
+        ).encode()
+        + b"\x00"
+    )
+    response = deliver(csrf_client, hook, body[:-1])
+    assert response.status_code == 200
+    hook.refresh_from_db()
+    assert hook.output_url == "" and hook.outputs == [{"url": "javascript:alert(2)", "type": "video"}]
+    raw = deliver(csrf_client, hook, b'{"jobId": "job_1"}\x00')
+    assert raw.status_code == 400
+    assert "\x00" not in WebhookDelivery.objects.order_by("-pk").first().body
