@@ -1,5 +1,6 @@
 """The prompt form, built from the model catalog in ``pricing``."""
 
+import secrets
 import uuid
 
 from django import forms
@@ -80,6 +81,15 @@ class JobForm(forms.Form):
             for name, value in model.defaults().items():
                 self.initial.setdefault(name, value)
 
+    @classmethod
+    def again(cls, job, *, vary_seed=False):
+        """A fresh form with ``job``'s settings (and a new random seed when asked)."""
+        model = pricing.MODELS.get(job.model_slug, pricing.DEFAULT_MODEL)
+        initial = dict(job.params)
+        if vary_seed:
+            initial["seed"] = secrets.randbelow(model.input("seed").max_value + 1)
+        return cls(initial=initial, model=model)
+
     def clean_prompt(self):
         prompt = self.cleaned_data["prompt"]
         if not prompt.strip():
@@ -113,3 +123,71 @@ class JobForm(forms.Form):
         """An unbound copy of this form, prefilled with what was typed, and a fresh key."""
         data = {name: self.data.get(name, "") for name in self.fields if name != "submission_key"}
         return JobForm(initial=data, model=self.model)
+
+
+ACTIVE = "active"
+STATUS_FILTERS = [
+    ("", "Any status"),
+    (ACTIVE, "In progress"),
+    ("completed", "Completed"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+    ("refused", "Not sent"),
+    ("unknown", "Outcome unknown"),
+]
+
+
+def _choice_filter(model, name, everything):
+    spec = model.input(name)
+    return forms.ChoiceField(
+        label=spec.label,
+        required=False,
+        choices=[("", everything)] + [(c.value, c.label) for c in spec.choices],
+    )
+
+
+class HistoryFilterForm(forms.Form):
+    """The history's filters; only these names and values ever reach the query."""
+
+    q = forms.CharField(label="Search prompts", required=False, max_length=200, strip=True)
+    status = forms.ChoiceField(label="Status", required=False, choices=STATUS_FILTERS)
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, model=pricing.DEFAULT_MODEL, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["quality"] = _choice_filter(model, "quality", "Any quality")
+        self.fields["duration"] = _choice_filter(model, "duration", "Any length")
+        self.fields["aspect_ratio"] = _choice_filter(model, "aspect_ratio", "Any shape")
+        self.order_fields(["q", "status", "quality", "duration", "aspect_ratio", "date_from", "date_to"])
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+    def apply(self, queryset):
+        """``queryset`` narrowed by every valid filter (invalid ones are left out)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        if data.get("q"):
+            queryset = queryset.filter(prompt__icontains=data["q"])
+        status = data.get("status")
+        if status == ACTIVE:
+            queryset = queryset.unfinished()
+        elif status:
+            queryset = queryset.filter(status=status)
+        for name in ("quality", "aspect_ratio"):
+            if data.get(name):
+                queryset = queryset.filter(**{name: data[name]})
+        if data.get("duration"):
+            queryset = queryset.filter(duration=int(data["duration"]))
+        start, end = data.get("date_from"), data.get("date_to")
+        if start or end:
+            queryset = queryset.in_local_dates(start, end)
+        return queryset
+
+    @property
+    def active(self):
+        return self.is_valid() and any(self.cleaned_data.get(name) for name in self.fields)

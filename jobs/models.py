@@ -1,4 +1,5 @@
 import secrets
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -45,9 +46,23 @@ class JobQuerySet(models.QuerySet):
     def in_period(self, start, end):
         return self.filter(created_at__gte=start, created_at__lt=end)
 
+    def in_local_dates(self, first=None, last=None):
+        """Jobs created from the start of ``first`` to the end of ``last``, in the active time zone."""
+        jobs = self
+        if first:
+            jobs = jobs.filter(created_at__gte=local_midnight(first))
+        if last:
+            jobs = jobs.filter(created_at__lt=local_midnight(last + timedelta(days=1)))
+        return jobs
+
     def spend(self):
         """Total charged micro-cents (int) of these jobs, refunds taken off."""
         return self.aggregate(total=Coalesce(Sum(charge_expression()), 0))["total"]
+
+
+def local_midnight(day):
+    """The first instant of ``day`` in the active time zone."""
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
 def charge_expression():
@@ -166,6 +181,18 @@ class Job(models.Model):
         return self.status not in NOT_CHARGED
 
     # --- timing (a job is never shown as running forever) ---------------------------
+
+    @property
+    def queue_seconds(self):
+        if self.submitted_at and self.started_at:
+            return max(0, (self.started_at - self.submitted_at).total_seconds())
+        return None
+
+    @property
+    def total_seconds(self):
+        if self.completed_at:
+            return max(0, (self.completed_at - self.created_at).total_seconds())
+        return None
 
     def expected_seconds(self):
         """How long this job should take: the API's estimate, else the catalog's."""

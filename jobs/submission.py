@@ -175,3 +175,35 @@ def settle_error(job, exc):
         exc.http_status or "-",
         exc.request_id or "-",
     )
+
+
+class CannotCancel(Exception):
+    """The job cannot be cancelled (any more); the message says why."""
+
+
+def cancel_job(job, client=None):
+    """Cancel a job still pending at PixelByte and record its refund."""
+    if job.status != Status.PENDING or not job.remote_id:
+        raise CannotCancel("Only a video still waiting in the queue can be cancelled.")
+    owns_client = client is None
+    client = client or pixelbyte.client_from_settings()
+    try:
+        result = client.cancel(job.remote_id)
+    except pixelbyte.ApiError as exc:
+        log.warning("job %s: cancel refused: %s (code %s)", job.pk, exc.message, exc.code or "-")
+        if exc.code == "JOB_CANNOT_BE_CANCELLED":
+            # It started meanwhile: let the worker read its real state soon.
+            Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+            raise CannotCancel(
+                "PixelByte has already started this video, so it can no longer be cancelled."
+            ) from exc
+        raise CannotCancel(f"The video was not cancelled: {exc.message}") from exc
+    finally:
+        if owns_client:
+            client.close()
+    job, _ = apply_update(job.pk, Update(status=Status.CANCELLED))
+    if job.status == Status.CANCELLED:
+        Job.objects.filter(pk=job.pk).update(refunded_micro_cents=result.refunded_micro_cents)
+        job.refunded_micro_cents = result.refunded_micro_cents
+    log.info("job %s cancelled; refunded %s µ¢", job.pk, result.refunded_micro_cents)
+    return job

@@ -10,5 +10,6 @@ urlpatterns = [
     path("jobs/status/", views.job_statuses, name="statuses"),
     path("jobs/<int:job_id>/", views.job_detail, name="detail"),
     path("jobs/<int:job_id>/status/", views.job_status, name="status"),
+    path("jobs/<int:job_id>/cancel/", views.job_cancel, name="cancel"),
     path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

@@ -1,3 +1,4 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -5,10 +6,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import pricing, webhooks
-from .forms import JobForm
+from . import history, pricing, webhooks
+from .forms import HistoryFilterForm, JobForm
 from .models import Job, Status
-from .submission import ForeignSubmissionKey, SubmissionPaused, submit_job
+from .submission import CannotCancel, ForeignSubmissionKey, SubmissionPaused, cancel_job, submit_job
 
 
 def _get_job_for_user(request, job_id):
@@ -16,19 +17,30 @@ def _get_job_for_user(request, job_id):
     return get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
 
 
-def _render_form(request, form, status=200, refused_job=None):
+def _render_form(request, form, status=200, refused_job=None, source_job=None):
     context = {
         "form": form,
         "catalog": pricing.catalog_for_browser(form.model),
         "refused_job": refused_job,
+        "source_job": source_job,
     }
     return render(request, "jobs/new.html", context, status=status)
+
+
+def _source_job(request):
+    """The job named by ``?from=<id>`` (Re-run, Vary seed), if the user may see it."""
+    source = request.GET.get("from", "")
+    if not (source.isascii() and source.isdigit() and len(source) < 19):
+        return None
+    return _get_job_for_user(request, int(source))
 
 
 @require_http_methods(["GET", "POST"])
 def new_job(request):
     if request.method == "GET":
-        return _render_form(request, JobForm())
+        source = _source_job(request)
+        form = JobForm.again(source, vary_seed=request.GET.get("vary") == "seed") if source else JobForm()
+        return _render_form(request, form, source_job=source)
     form = JobForm(request.POST)
     if not form.is_valid():
         return _render_form(request, form, status=422)
@@ -50,20 +62,81 @@ def new_job(request):
     return redirect(job)
 
 
+LIST_FIELDS = [
+    "pk",
+    "prompt",
+    "quality",
+    "duration",
+    "aspect_ratio",
+    "seed",
+    "status",
+    "progress",
+    "created_at",
+    "submitted_at",
+    "estimated_completion_at",
+    "thumbnail_url",
+    "poster_url",
+    "output_url",
+    "charged_micro_cents",
+    "estimated_micro_cents",
+    "model_slug",
+]
+
+
 @require_GET
 def job_list(request):
-    jobs = Job.objects.visible_to(request.user)[:50]
-    return render(
-        request,
-        "jobs/list.html",
-        {"jobs": jobs, "total_spend": Job.objects.visible_to(request.user).spend()},
+    filters = HistoryFilterForm(request.GET or None)
+    jobs = filters.apply(Job.objects.visible_to(request.user)).only(*LIST_FIELDS)
+    page = history.page_of(
+        jobs,
+        after=history.Cursor.decode(request.GET.get("after")),
+        before=history.Cursor.decode(request.GET.get("before")),
+        size=_page_size(request),
     )
+    context = {
+        "filters": filters,
+        "page": page,
+        "newer_url": _page_url(request, "before", page.newer),
+        "older_url": _page_url(request, "after", page.older),
+        "has_any_job": bool(page.jobs) or Job.objects.visible_to(request.user).exists(),
+    }
+    return render(request, "jobs/list.html", context)
+
+
+def _page_size(request):
+    raw = request.GET.get("per_page", "")
+    size = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 4 else history.PAGE_SIZE
+    return min(max(size, 1), history.MAX_PAGE_SIZE)
+
+
+def _page_url(request, direction, cursor):
+    if cursor is None:
+        return None
+    query = request.GET.copy()
+    query.pop("after", None)
+    query.pop("before", None)
+    query[direction] = cursor.encode()
+    return "?" + query.urlencode()
 
 
 @require_GET
 def job_detail(request, job_id):
     job = _get_job_for_user(request, job_id)
     return render(request, "jobs/detail.html", {"job": job})
+
+
+@require_POST
+def job_cancel(request, job_id):
+    job = _get_job_for_user(request, job_id)
+    try:
+        job = cancel_job(job)
+    except CannotCancel as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"Cancelled. PixelByte refunded {pricing.format_dollars(job.refunded_micro_cents)}."
+        )
+    return redirect(job)
 
 
 # --- live status ------------------------------------------------------------------------

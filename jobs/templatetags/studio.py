@@ -19,3 +19,13 @@ def micro_cents(value):
     if value is None or value == "":
         return "—"
     return pricing.format_micro_cents(value)
+
+
+@register.filter
+def duration(seconds):
+    """125.4 → "2 min 5 s"."""
+    if seconds is None or seconds == "":
+        return "—"
+    whole = round(float(seconds))
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

@@ -78,6 +78,7 @@
     });
     if (job.video) showVideo(job);
     showNote(job);
+    document.dispatchEvent(new CustomEvent("jobstatus", { detail: job }));
     renderCountdowns();
   }
 
