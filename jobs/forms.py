@@ -62,6 +62,17 @@ def field_for(spec):
 class JobForm(forms.Form):
     """One field per model input, named as the API names it, plus the submission key."""
 
+    project = forms.CharField(
+        label="Project",
+        required=False,
+        max_length=100,
+        strip=True,
+        help_text="Optional: a client or campaign to charge this video to.",
+        widget=forms.TextInput(
+            attrs={"list": "project-labels", "autocomplete": "off", "placeholder": "None"}
+        ),
+        error_messages={"max_length": "A project label is at most %(limit_value)d characters."},
+    )
     submission_key = forms.UUIDField(
         widget=forms.HiddenInput,
         error_messages={
@@ -75,7 +86,7 @@ class JobForm(forms.Form):
         self.model = model
         for spec in model.inputs:
             self.fields[spec.name] = field_for(spec)
-        self.order_fields([spec.name for spec in model.inputs])
+        self.order_fields([spec.name for spec in model.inputs] + ["project"])
         if not self.is_bound:
             self.initial.setdefault("submission_key", uuid.uuid4())
             for name, value in model.defaults().items():
@@ -85,7 +96,7 @@ class JobForm(forms.Form):
     def again(cls, job, *, vary_seed=False):
         """A fresh form with ``job``'s settings (and a new random seed when asked)."""
         model = pricing.MODELS.get(job.model_slug, pricing.DEFAULT_MODEL)
-        initial = dict(job.params)
+        initial = {**job.params, "project": job.project}
         if vary_seed:
             initial["seed"] = secrets.randbelow(model.input("seed").max_value + 1)
         return cls(initial=initial, model=model)

@@ -36,8 +36,96 @@ def new_webhook_token():
     return secrets.token_urlsafe(24)
 
 
+class Role(models.TextChoices):
+    MEMBER = "member", "Member"
+    MANAGER = "manager", "Manager"
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    monthly_budget_micro_cents = models.BigIntegerField(
+        null=True, blank=True, help_text="Optional monthly limit for the whole team, in micro-cents."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Zone in which the team's budget month starts (default: DISPLAY_TIME_ZONE).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_budget_micro_cents__isnull=True) | Q(monthly_budget_micro_cents__gte=0),
+                name="team_budget_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Profile(models.Model):
+    """A person's place in the studio: their team and role, their own budget, their zone."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="profiles")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    monthly_budget_micro_cents = models.BigIntegerField(
+        null=True, blank=True, help_text="Optional monthly limit for this person, in micro-cents."
+    )
+    time_zone = models.CharField(max_length=64, blank=True, help_text="Default: the browser's zone.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_budget_micro_cents__isnull=True) | Q(monthly_budget_micro_cents__gte=0),
+                name="profile_budget_not_negative",
+            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="profile_role_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.get_role_display()}{f' of {self.team}' if self.team_id else ''})"
+
+    @property
+    def is_manager(self):
+        return self.team_id is not None and self.role == Role.MANAGER
+
+
+def profile_or_none(user):
+    """The user's profile with its team (None for a user in no team), read once per request."""
+    if not hasattr(user, "_studio_profile"):
+        user._studio_profile = Profile.objects.filter(user_id=user.pk).select_related("team").first()
+    return user._studio_profile
+
+
+def is_manager(user):
+    profile = profile_or_none(user)
+    return profile is not None and profile.is_manager
+
+
+def project_labels(user, recent=500):
+    """Project labels used lately by the user's team (or by the user), most recent first."""
+    profile = profile_or_none(user)
+    jobs = (
+        Job.objects.filter(team_id=profile.team_id)
+        if profile and profile.team_id
+        else Job.objects.filter(owner=user)
+    )
+    labels = jobs.exclude(project="").order_by("-created_at").values_list("project", flat=True)[:recent]
+    return list(dict.fromkeys(labels))[:50]
+
+
 class JobQuerySet(models.QuerySet):
     def visible_to(self, user):
+        """Staff see every job; a manager sees the team's; everyone else their own."""
+        if user.is_staff:
+            return self.all()
+        profile = profile_or_none(user)
+        if profile is not None and profile.is_manager:
+            return self.filter(team_id=profile.team_id)
         return self.filter(owner=user)
 
     def unfinished(self):
@@ -76,6 +164,9 @@ def charge_expression():
 
 class Job(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    # The owner's team when the job was made: spend stays with the team it was made for.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    project = models.CharField(max_length=100, blank=True, help_text="A label to charge the spend to.")
     # One per rendered form: a second post with the same key finds this job.
     submission_key = models.UUIDField(unique=True)
 
@@ -129,6 +220,8 @@ class Job(models.Model):
         indexes = [
             # History: one person's jobs, newest first, paged by (created_at, id).
             models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created"),
+            # A manager's history and the team's spend and budget for a period.
+            models.Index(fields=["team", "-created_at", "-id"], name="job_team_created"),
             # sync_jobs: jobs whose next check is due (only unfinished jobs have one).
             models.Index(
                 fields=["next_check_at"],

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import pixelbyte
+from . import budgets, pixelbyte
 from .lifecycle import REMOTE_STATUSES, Update, apply_update
 from .models import Job, Status
 
@@ -55,11 +55,12 @@ def start_cooldown(retry_after):
     return seconds
 
 
-def submit_job(*, user, model, params, submission_key, client=None):
+def submit_job(*, user, model, params, submission_key, project="", client=None):
     """Create the job for this form post and send it; return the job.
 
     A second call with the same ``submission_key`` returns the first job and
-    sends nothing.
+    sends nothing. Raises ``budgets.OverBudget`` (nothing recorded, nothing sent)
+    when the job does not fit a budget.
     """
     existing = Job.objects.filter(submission_key=submission_key).first()
     if existing is not None:
@@ -68,10 +69,14 @@ def submit_job(*, user, model, params, submission_key, client=None):
     if wait:
         raise SubmissionPaused(wait)
     try:
-        job = record(user=user, model=model, params=params, submission_key=submission_key)
-    except IntegrityError:
-        # The same form posted twice at once: the other request recorded it.
-        return _own(Job.objects.get(submission_key=submission_key), user)
+        job = record(user=user, model=model, params=params, submission_key=submission_key, project=project)
+    except (IntegrityError, budgets.OverBudget):
+        # The same form posted twice at once: the other request recorded it (and
+        # its spend may be what now fills the budget).
+        twin = Job.objects.filter(submission_key=submission_key).first()
+        if twin is None:
+            raise
+        return _own(twin, user)
     owns_client = client is None
     client = client or pixelbyte.client_from_settings()
     try:
@@ -88,10 +93,14 @@ def _own(job, user):
     return job
 
 
-def record(*, user, model, params, submission_key):
+def record(*, user, model, params, submission_key, project=""):
+    cost = model.cost(params)
     with transaction.atomic():
+        team = budgets.lock_and_check(user, cost)
         return Job.objects.create(
             owner=user,
+            team=team,
+            project=project,
             submission_key=submission_key,
             model_slug=model.slug,
             prompt=params["prompt"],
@@ -100,7 +109,7 @@ def record(*, user, model, params, submission_key):
             aspect_ratio=params["aspect_ratio"],
             seed=params.get("seed"),
             params=params,
-            estimated_micro_cents=model.cost(params),
+            estimated_micro_cents=cost,
         )
 
 

@@ -6,9 +6,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import history, pricing, webhooks
+from . import budgets, history, pricing, webhooks
 from .forms import HistoryFilterForm, JobForm
-from .models import Job, Status
+from .models import Job, Status, project_labels
 from .submission import CannotCancel, ForeignSubmissionKey, SubmissionPaused, cancel_job, submit_job
 
 
@@ -21,6 +21,9 @@ def _render_form(request, form, status=200, refused_job=None, source_job=None):
     context = {
         "form": form,
         "catalog": pricing.catalog_for_browser(form.model),
+        "budgets": [b.as_json() for b in budgets.budgets_for(request.user)],
+        "warn_at_percent": budgets.WARN_AT_PERCENT,
+        "project_labels": project_labels(request.user),
         "refused_job": refused_job,
         "source_job": source_job,
     }
@@ -50,10 +53,14 @@ def new_job(request):
             model=form.model,
             params=form.params(),
             submission_key=form.cleaned_data["submission_key"],
+            project=form.cleaned_data["project"],
         )
     except SubmissionPaused as exc:
         form.add_error(None, str(exc))
         return _render_form(request, form, status=429)
+    except budgets.OverBudget as exc:
+        form.add_error(None, str(exc))
+        return _render_form(request, form, status=409)
     except ForeignSubmissionKey:
         raise Http404("No such form.") from None
     if job.status == Status.REFUSED:

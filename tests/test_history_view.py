@@ -171,7 +171,7 @@ def test_the_history_needs_a_signed_in_user(client):
 
 def test_one_row_or_fifty_rows_cost_the_same_queries(owner_client, owner, django_assert_num_queries):
     make_job(owner)
-    with django_assert_num_queries(3):  # session, user, one page of jobs
+    with django_assert_num_queries(4):  # session, user, profile, one page of jobs
         owner_client.get(LIST, {"per_page": "50"})
     Job.objects.bulk_create(
         [
@@ -188,7 +188,7 @@ def test_one_row_or_fifty_rows_cost_the_same_queries(owner_client, owner, django
             for i in range(60)
         ]
     )
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         response = owner_client.get(LIST, {"per_page": "50", "status": "submitting", "q": "p"})
     assert len(ids_on(response)) == 50
 
@@ -213,10 +213,10 @@ def test_a_hundred_thousand_jobs_cost_the_same_queries_as_ten(
         for i in range(100_000)
     ]
     Job.objects.bulk_create(rows, batch_size=5000)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         first = owner_client.get(LIST)
     deep = history.Cursor.of(Job.objects.filter(owner=owner).order_by("created_at", "pk")[100])
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         response = owner_client.get(LIST, {"after": deep.encode(), "quality": "pro"})
     assert len(ids_on(first)) == len(ids_on(response)) == 25
     assert all(job.owner_id == owner.pk for job in response.context["page"].jobs)
