@@ -172,6 +172,18 @@ class HistoryFilterForm(forms.Form):
         self.fields["aspect_ratio"] = _choice_filter(model, "aspect_ratio", "Any shape")
         self.order_fields(["q", "status", "quality", "duration", "aspect_ratio", "date_from", "date_to"])
 
+    def _plausible(self, name):
+        day = self.cleaned_data.get(name)
+        if day and not 2000 <= day.year <= 9000:
+            raise forms.ValidationError("Choose a date between the years 2000 and 9000.")
+        return day
+
+    def clean_date_from(self):
+        return self._plausible("date_from")
+
+    def clean_date_to(self):
+        return self._plausible("date_to")
+
     def clean(self):
         data = super().clean()
         start, end = data.get("date_from"), data.get("date_to")

@@ -8,7 +8,7 @@ the order and the cut.
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
 
@@ -36,9 +36,12 @@ class Cursor:
             created_at = datetime.fromisoformat(stamp)
             if created_at.tzinfo is None or not pk.isdigit() or len(pk) > 18:
                 return None
-            return cls(created_at, int(pk))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+            created_at = created_at.astimezone(UTC)
+        except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             return None
+        if not 2000 <= created_at.year <= 9000:
+            return None
+        return cls(created_at, int(pk))
 
     @classmethod
     def of(cls, job):

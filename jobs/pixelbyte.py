@@ -16,7 +16,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import quote
 
 import requests
@@ -167,23 +168,36 @@ class Cancelled:
 
 
 def parse_time(value):
-    """ISO 8601 with or without milliseconds, ``Z`` or an offset; None if absent or bad."""
-    if not isinstance(value, str) or not value:
+    """An aware UTC datetime from ISO 8601 (with or without milliseconds, ``Z`` or an
+    offset; a time without a zone is taken as UTC); None if absent, bad or out of range."""
+    if not isinstance(value, str) or not value or len(value) > 40:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+    return moment if 2000 <= moment.year <= 9000 else None
+
+
+# No single job costs a million dollars; anything above is a garbled answer.
+MAX_MICRO_CENTS = 10**12
 
 
 def to_micro_cents(value):
-    """The API types money as ``number``: accept an int, a float or a numeric string."""
+    """Micro-cents from the API's ``number`` (an int, a decimal or a numeric string), exactly,
+    rounded half up; None when absent, negative, not finite or absurdly large."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return int(round(float(value))) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
+        amount = Decimal(str(value)) if not isinstance(value, int) else Decimal(value)
+    except (InvalidOperation, ValueError):
         return None
+    if not amount.is_finite() or amount < 0 or amount > MAX_MICRO_CENTS:
+        return None
+    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def unwrap(body):
@@ -216,12 +230,15 @@ def error_of(body):
 
 def parse_retry_after(value):
     """Seconds from a ``Retry-After`` header (delta-seconds form); None if absent or unreadable."""
-    if not value:
+    if not value or len(value) > 20:
         return None
     try:
-        return max(0, int(float(value)))
-    except ValueError:
+        seconds = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
         return None
+    if not seconds.is_finite():
+        return None
+    return int(min(max(seconds, 0), 86400))
 
 
 def text(value, limit=2000):

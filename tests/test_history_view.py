@@ -227,3 +227,25 @@ def test_the_page_carries_no_inline_script(owner_client, owner):
     html = owner_client.get(LIST).content.decode()
     assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", html)
     assert not re.search(r"\son[a-z]+=", html)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_to": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"after": history.Cursor(datetime(2026, 1, 1, tzinfo=UTC), 5).encode().replace("MjAyNi", "MDAwMS")},
+    ],
+)
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "Pacific/Kiritimati", "America/Adak"])
+def test_extreme_dates_and_cursors_never_500(owner_client, owner, query, zone):
+    make_job(owner)
+    owner_client.cookies["tz"] = zone
+    assert owner_client.get(LIST, query).status_code == 200
+
+
+def test_an_extreme_cursor_is_refused():
+    import base64
+
+    raw = base64.urlsafe_b64encode(b"0001-01-01T00:00:00+01:00|5").decode()
+    assert history.Cursor.decode(raw) is None

@@ -409,3 +409,36 @@ def test_a_fake_api_of_our_own_is_reachable():
         assert submit(client_for(server.url)).job_id == "job_abc123def456"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(225000, 225000), (225000.0, 225000), ("337500", 337500), ("0.5", 1), (-5, None), ("1e400", None),
+     ("NaN", None), ("Infinity", None), (True, None), ([1], None), (10**13, None)],
+)
+def test_money_from_the_api_is_parsed_exactly_or_not_at_all(raw, expected):
+    assert pixelbyte.to_micro_cents(raw) == expected
+
+
+def test_an_absurd_cost_in_a_submit_answer_is_dropped_not_a_crash(api):
+    body = '{"jobId": "job_1", "status": "pending", "costMicroCents": 1e400}'
+    assert submit(client_for(api(Reply(body=body)).url)).cost_micro_cents is None
+
+
+@pytest.mark.parametrize(("header", "expected"), [("inf", None), ("1e9", 86400), ("-3", 0), ("2.5", 2)])
+def test_retry_after_values_are_bounded(header, expected):
+    assert pixelbyte.parse_retry_after(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0001-01-01T00:00:00+05:00", None),
+        ("2026-02-18T15:00:00", "2026-02-18T15:00:00+00:00"),
+        ("2026-02-18T17:00:00+02:00", "2026-02-18T15:00:00+00:00"),
+        ("x" * 100, None),
+    ],
+)
+def test_times_are_aware_utc_and_in_range(raw, expected):
+    parsed = pixelbyte.parse_time(raw)
+    assert (parsed.isoformat() if parsed else None) == expected
