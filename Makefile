@@ -21,6 +21,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
 ## run: set up and serve the studio on http://127.0.0.1:8000 (sandbox mode without an API key)
 run: $(VENV)/.runtime-installed
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py create_demo_user
 	@echo "Kling Studio is starting on http://$(HOST):$(PORT)/ — sign in with the demo account above."
 	@# The sync worker runs beside the web server and stops with it.

@@ -29,13 +29,14 @@ def check_webhook_settings(app_configs, **kwargs):
                 id="jobs.E002",
             )
         )
-    if settings.PIXELBYTE_API_KEY and not settings.PIXELBYTE_WEBHOOK_SECRET:
+    webhooks_on = settings.PUBLIC_BASE_URL.startswith("https://")
+    if settings.PIXELBYTE_API_KEY and webhooks_on and not settings.PIXELBYTE_WEBHOOK_SECRET:
         problems.append(
-            Warning(
-                "PIXELBYTE_API_KEY is set but PIXELBYTE_WEBHOOK_SECRET is not.",
-                hint="Without the secret, webhook callbacks are trusted on their URL token alone. "
+            Error(
+                "PIXELBYTE_API_KEY and an https PUBLIC_BASE_URL are set, but PIXELBYTE_WEBHOOK_SECRET is not.",
+                hint="Without the secret, webhook callbacks would be trusted on their URL token alone. "
                 "Copy the webhook secret from the PixelByte dashboard.",
-                id="jobs.W001",
+                id="jobs.E003",
             )
         )
     if settings.PIXELBYTE_API_KEY and not settings.PUBLIC_BASE_URL.startswith("https://"):

@@ -10,9 +10,19 @@ from . import pricing
 CHOICE_ERROR = "Choose one of: %(allowed)s."
 
 
+class TextField(forms.CharField):
+    """Line breaks count as one character, as the browser's counter counts them: a
+    browser submits CRLF, which is turned into LF before the length is checked."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        return super().to_python(value)
+
+
 def field_for(spec):
     if spec.kind == "text":
-        return forms.CharField(
+        return TextField(
             label=spec.label,
             max_length=spec.max_length,
             required=spec.required,

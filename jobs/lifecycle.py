@@ -93,8 +93,12 @@ class Outcome:
     INVALID = "invalid"  # a status the contract does not know
 
 
-def apply_update(job_id, update, *, now=None, refetch=False):
+def apply_update(job_id, update, *, now=None, refetch=False, authoritative=False):
     """Apply ``update`` to the job; return (job, outcome).
+
+    ``authoritative`` marks a read of ``GET /v1/jobs/{id}``: its media links replace
+    what a webhook suggested (the contract documents the webhook's ``output`` only
+    for images, so that is a guess).
 
     ``refetch`` asks the sync worker to read the job back from the API at once
     (after a webhook, whose payload is only a signal) when the update told us
@@ -103,7 +107,7 @@ def apply_update(job_id, update, *, now=None, refetch=False):
     now = now or timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        outcome = _apply(job, update, now)
+        outcome = _apply(job, update, now, authoritative)
         if outcome in (Outcome.APPLIED, Outcome.FILLED):
             job.updated_at = now
             job.next_check_at = now if refetch and job.remote_id else next_check_at(job, now)
@@ -117,23 +121,28 @@ def apply_update(job_id, update, *, now=None, refetch=False):
     return job, outcome
 
 
-def _apply(job, update, now):
+def _apply(job, update, now, authoritative=False):
     if update.status not in REMOTE_STATUSES:
         return Outcome.INVALID
-    if update.remote_id and not job.remote_id:
+    adopted = bool(update.remote_id and not job.remote_id)
+    if adopted:
         job.remote_id = update.remote_id
     new, old = Status(update.status), Status(job.status)
     if new == old:
-        return Outcome.FILLED if _fill(job, update) else Outcome.UNCHANGED
+        filled = _fill(job, update, authoritative)
+        return Outcome.FILLED if filled or adopted else Outcome.UNCHANGED
     if old in TERMINAL or STAGE[new] < STAGE[old]:
         return Outcome.STALE
+    if new != Status.FAILED:
+        # An earlier problem (no answer, not found) is over now that the job moved on.
+        job.error_code = job.error_message = ""
     job.status = new
     job.progress = max(job.progress, _progress(update))
     if new == Status.PROCESSING or (new in TERMINAL and job.started_at is None and old == Status.PROCESSING):
         job.started_at = job.started_at or now
     if new in TERMINAL:
         job.completed_at = update.completed_at or now
-    _fill(job, update)
+    _fill(job, update, authoritative)
     return Outcome.APPLIED
 
 
@@ -143,15 +152,19 @@ def _progress(update):
     return PROGRESS.get(update.status, 0)
 
 
-def _fill(job, update):
-    """Store details the job lacks; return whether anything was stored."""
+MEDIA = ("output_url", "thumbnail_url", "poster_url", "outputs")
+
+
+def _fill(job, update, authoritative=False):
+    """Store details the job lacks (or, from an authoritative read, media links that
+    differ); return whether anything was stored."""
     changed = False
     progress = max(job.progress, _progress(update))
     if progress != job.progress:
         job.progress, changed = progress, True
     for name in FILLABLE:
-        value = getattr(update, name)
-        if value and not getattr(job, name):
+        value, current = getattr(update, name), getattr(job, name)
+        if value and (not current or (authoritative and name in MEDIA and value != current)):
             setattr(job, name, value)
             changed = True
     return changed

@@ -9,6 +9,7 @@ the row ``unknown`` until the API says what happened.
 
 import logging
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,6 +25,9 @@ from .models import Job, Status
 log = logging.getLogger(__name__)
 
 COOLDOWN_KEY = "pixelbyte:submit-cooldown-until"
+# When the worker first looks for a job whose submit answer never came.
+STALLED_SUBMIT = timedelta(minutes=2)
+UNKNOWN_FIRST_CHECK = timedelta(seconds=30)
 
 
 class SubmissionPaused(Exception):
@@ -110,6 +114,9 @@ def record(*, user, model, params, submission_key, project=""):
             seed=params.get("seed"),
             params=params,
             estimated_micro_cents=cost,
+            # Settling replaces this; it only matters if this process dies mid-call,
+            # when the sync worker reconciles the row with PixelByte's list.
+            next_check_at=timezone.now() + STALLED_SUBMIT,
         )
 
 
@@ -139,14 +146,26 @@ def send(job, client):
 
 
 def settle_success(job, result):
+    """Store the submit answer. A webhook may already have moved the job on (its URL
+    carries the job's token), so only what is still missing is written, under the lock."""
     now = timezone.now()
-    job.remote_id = result.job_id
-    job.request_id = result.request_id
-    job.charged_micro_cents = result.cost_micro_cents
-    job.estimated_completion_at = result.estimated_completion_at
-    job.submitted_at = now
-    job.updated_at = now
-    job.save()
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked.remote_id = locked.remote_id or result.job_id
+        locked.request_id = locked.request_id or result.request_id
+        if locked.charged_micro_cents is None:
+            locked.charged_micro_cents = result.cost_micro_cents
+        locked.estimated_completion_at = locked.estimated_completion_at or result.estimated_completion_at
+        locked.submitted_at = locked.submitted_at or now
+        locked.save(
+            update_fields=[
+                "remote_id",
+                "request_id",
+                "charged_micro_cents",
+                "estimated_completion_at",
+                "submitted_at",
+            ]
+        )
     status = result.status if result.status in REMOTE_STATUSES else Status.PENDING
     apply_update(job.pk, Update(status=status), now=now)
     job.refresh_from_db()
@@ -167,14 +186,21 @@ def settle_success(job, result):
 
 
 def settle_error(job, exc):
+    """Store a failed submit. Only a job still ``submitting`` is touched: a webhook that
+    already reported the job's fate knows better than a lost answer."""
     if isinstance(exc, pixelbyte.RateLimited):
         start_cooldown(exc.retry_after)
-    job.status = Status.UNKNOWN if exc.maybe_processed else Status.REFUSED
-    job.error_code = exc.code or type(exc).__name__
-    job.error_message = exc.message
-    job.request_id = exc.request_id or job.request_id
-    job.updated_at = timezone.now()
-    job.save()
+    now = timezone.now()
+    unknown = exc.maybe_processed
+    Job.objects.filter(pk=job.pk, status=Status.SUBMITTING).update(
+        status=Status.UNKNOWN if unknown else Status.REFUSED,
+        error_code=(exc.code or type(exc).__name__)[:64],
+        error_message=exc.message,
+        request_id=(exc.request_id or "")[:128],
+        updated_at=now,
+        next_check_at=now + UNKNOWN_FIRST_CHECK if unknown else None,
+    )
+    job.refresh_from_db()
     log.warning(
         "job %s %s: %s (code %s, HTTP %s, request %s)",
         job.pk,

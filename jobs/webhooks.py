@@ -107,7 +107,7 @@ def receive(*, token, headers, body, source_ip=None, now=None):
     kept = {name: str(headers.get(name, ""))[:500] for name in KEPT_HEADERS if headers.get(name)}
     record = {"headers": kept, "source_ip": source_ip}
     if len(body) > MAX_BODY:
-        return _refuse(Verdict.TOO_LARGE, 413, record, body[:2048])
+        return _refuse(Verdict.TOO_LARGE, 413, record, body)
     secret = settings.PIXELBYTE_WEBHOOK_SECRET
     timestamp = headers.get("X-PixelByte-Timestamp", "")
     if secret:
@@ -158,8 +158,13 @@ def _process(job, remote, record, body, dedup_key):
     return Receipt(200, delivery.verdict, job)
 
 
+# What is kept of a refused body: enough to explain it, too little to fill the disk.
+REFUSED_BODY_KEPT = 1024
+
+
 def _refuse(verdict, http_status, record, body):
-    WebhookDelivery.objects.create(verdict=verdict, http_status=http_status, body=_text(body), **record)
+    kept = body if http_status < 300 else body[:REFUSED_BODY_KEPT]
+    WebhookDelivery.objects.create(verdict=verdict, http_status=http_status, body=_text(kept), **record)
     log.warning("webhook refused or ignored: %s (HTTP %s)", verdict, http_status)
     return Receipt(http_status, verdict, record.get("job"))
 

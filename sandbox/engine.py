@@ -159,7 +159,7 @@ class Sandbox:
 
     # --- endpoints ---------------------------------------------------------
 
-    def submit(self, body, *, media_base, pending_s, processing_s, webhook_secret=""):
+    def submit(self, body, *, media_base, pending_s, processing_s, webhook_secret="", callback_origin=""):
         with self.lock:
             self.submit_count += 1
         if not isinstance(body, dict):
@@ -167,7 +167,7 @@ class Sandbox:
         if body.get("model") != MODEL:
             raise ApiFailure(404, "MODEL_NOT_FOUND", f"Model {body.get('model')!r} does not exist.")
         data = validate_input(body.get("input"))
-        webhook_url = validate_webhook_url(body.get("webhookUrl"))
+        webhook_url = validate_webhook_url(body.get("webhookUrl"), callback_origin)
         prompt = data["prompt"]
         if "[balance]" in prompt:
             raise ApiFailure(402, "INSUFFICIENT_BALANCE", "Insufficient balance for this job.")
@@ -324,7 +324,7 @@ def validate_input(data):
         ("aspect_ratio", ASPECT_RATIOS, "16:9"),
     ):
         value = data.get(name, default)
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise ApiFailure(400, "INVALID_INPUT", f"{name} must be one of {', '.join(sorted(allowed))}.")
         clean[name] = value
     if "seed" in data:
@@ -335,14 +335,25 @@ def validate_input(data):
     return clean
 
 
-def validate_webhook_url(url):
-    """https only, as the API requires; plain http is let through for loopback in the sandbox."""
+def validate_webhook_url(url, callback_origin=""):
+    """https only, as the API requires; plain http is let through for loopback in the sandbox.
+
+    The sandbox only ever calls back the studio that serves it (``callback_origin``)
+    or loopback, so it cannot be used to send requests elsewhere.
+    """
     if url in (None, ""):
         return ""
-    parts = urlsplit(str(url))
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-        return str(url)
-    raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must use the https scheme.")
+    if not isinstance(url, str) or len(url) > 2000:
+        raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must be a URL.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or (
+        parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS
+    ):
+        raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must use the https scheme.")
+    own = callback_origin and url.startswith(callback_origin.rstrip("/") + "/")
+    if not own and parts.hostname not in LOOPBACK_HOSTS:
+        raise ApiFailure(400, "INVALID_INPUT", "The sandbox only calls back the studio that serves it.")
+    return url
 
 
 def encode_cursor(job):

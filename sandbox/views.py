@@ -65,6 +65,7 @@ def submit(request):
         pending_s=settings.SANDBOX_PENDING_SECONDS,
         processing_s=settings.SANDBOX_PROCESSING_SECONDS,
         webhook_secret=settings.PIXELBYTE_WEBHOOK_SECRET,
+        callback_origin=settings.PUBLIC_BASE_URL,
     )
 
 

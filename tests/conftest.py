@@ -3,7 +3,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 
 from sandbox.engine import SANDBOX
 
@@ -26,10 +25,8 @@ def studio_server():
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
+    # The cache lives in the database, which every test rolls back or flushes.
     SANDBOX.reset()
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -98,3 +98,11 @@ def test_the_form_shows_the_price_of_what_was_typed():
     assert JobForm(form_data(quality="pro", duration="5")).shown_cost() == 337_500
     assert JobForm().shown_cost() == 225_000
     assert JobForm(form_data(quality="bogus", duration="10")).shown_cost() == 450_000
+
+
+def test_line_breaks_count_once_as_the_browser_counts_them():
+    prompt = ("x" * 248 + "\r\n") * 10  # 2,490 characters in the browser, 2,500 as CRLF
+    form = JobForm(form_data(prompt=prompt))
+    assert form.is_valid(), form.errors
+    assert "\r" not in form.params()["prompt"]
+    assert len(form.params()["prompt"]) == 2490 - 1  # the trailing line break is stripped

@@ -151,3 +151,33 @@ def test_slow_and_stuck_follow_the_estimate(owner):
     assert job.is_stuck(now + timedelta(seconds=81))
     job.status = Status.FAILED
     assert not job.is_slow(now) and not job.is_stuck(now + timedelta(hours=1))
+
+
+# --- a webhook can overtake the submit answer (its URL carries the job's token) --------------
+
+
+def test_a_webhook_that_overtakes_the_submit_answer_is_not_undone_by_it(owner):
+    from jobs import pixelbyte, submission
+
+    job = make_job(owner, status=Status.SUBMITTING)
+    apply_update(job.pk, Update("failed", remote_id="job_9", error_code="INTERNAL_ERROR"))
+    answer = pixelbyte.Submitted("job_9", "req_9", "pending", 225_000, None)
+    submission.settle_success(job, answer)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.remote_id, job.charge_micro_cents) == (
+        Status.FAILED,
+        "INTERNAL_ERROR",
+        "job_9",
+        0,
+    )
+    assert job.request_id == "req_9" and job.submitted_at is not None
+
+
+def test_a_lost_answer_after_a_webhook_does_not_lose_the_video(owner):
+    from jobs import pixelbyte, submission
+
+    job = make_job(owner, status=Status.SUBMITTING)
+    apply_update(job.pk, Update("completed", remote_id="job_9", output_url=VIDEO))
+    submission.settle_error(job, pixelbyte.NoAnswer("PixelByte did not answer"))
+    job.refresh_from_db()
+    assert (job.status, job.remote_id, job.output_url) == (Status.COMPLETED, "job_9", VIDEO)

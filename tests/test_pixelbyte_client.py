@@ -413,8 +413,19 @@ def test_a_fake_api_of_our_own_is_reachable():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(225000, 225000), (225000.0, 225000), ("337500", 337500), ("0.5", 1), (-5, None), ("1e400", None),
-     ("NaN", None), ("Infinity", None), (True, None), ([1], None), (10**13, None)],
+    [
+        (225000, 225000),
+        (225000.0, 225000),
+        ("337500", 337500),
+        ("0.5", 1),
+        (-5, None),
+        ("1e400", None),
+        ("NaN", None),
+        ("Infinity", None),
+        (True, None),
+        ([1], None),
+        (10**13, None),
+    ],
 )
 def test_money_from_the_api_is_parsed_exactly_or_not_at_all(raw, expected):
     assert pixelbyte.to_micro_cents(raw) == expected

@@ -133,3 +133,17 @@ def test_an_unknown_job_is_not_found(url):
 def test_the_sandbox_is_off_when_a_real_key_is_configured(url, settings):
     settings.PIXELBYTE_API_KEY = "pb_real"
     assert submit(url).status_code == 404
+
+
+def test_the_sandbox_only_calls_back_its_own_studio(url, settings):
+    settings.PUBLIC_BASE_URL = "https://studio.example"
+    assert submit(url, {**BODY, "webhookUrl": "https://elsewhere.example/hook"}).status_code == 400
+    assert (
+        submit(url, {**BODY, "webhookUrl": "https://studio.example/webhooks/pixelbyte/x/"}).status_code == 200
+    )
+
+
+@pytest.mark.parametrize("bad", [["std"], {"a": 1}, None, 5])
+def test_odd_input_types_are_invalid_input_not_a_crash(url, bad):
+    answer = submit(url, {**BODY, "input": {**BODY["input"], "quality": bad}})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "INVALID_INPUT")

@@ -190,7 +190,7 @@ def test_a_429_pauses_submissions_for_retry_after(owner_client, fake_api, monkey
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(None, 10), (3600, 300), (0, 1)])
-def test_the_cooldown_has_a_default_and_a_cap(settings, retry_after, expected):
+def test_the_cooldown_has_a_default_and_a_cap(db, settings, retry_after, expected):
     assert submission.start_cooldown(retry_after) == expected
     assert submission.cooldown_remaining() in (expected, expected - 1)
 

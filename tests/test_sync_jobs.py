@@ -72,13 +72,67 @@ def test_jobs_not_yet_due_are_left_alone(owner, sandbox):
     assert "Checked 0 job(s)" in sync()
 
 
-def test_finished_and_unsent_jobs_are_never_checked(owner, fake_api):
+def test_finished_jobs_are_never_checked(owner, fake_api):
     api = fake_api(Reply(body={}))
-    past = timezone.now() - timedelta(minutes=1)
     make_job(owner, status=Status.COMPLETED, remote_id="job_done")
-    make_job(owner, status=Status.UNKNOWN, next_check_at=past)  # no remote id to ask about
+    make_job(owner, status=Status.REFUSED)
     assert "Checked 0 job(s)" in sync()
     assert api.requests == []
+
+
+# --- API-08: a submit whose answer was lost --------------------------------------------------
+
+
+def test_api08_a_lost_answer_is_found_in_the_list_and_adopted_never_resent(owner, sandbox, settings):
+    settings.PIXELBYTE_READ_TIMEOUT = 0.2
+    settings.SANDBOX_SUBMIT_DELAY = 0.5  # the sandbox creates the job, but answers too late
+    job = submit(owner)
+    assert (job.status, job.remote_id) == (Status.UNKNOWN, None)
+    assert job.charge_micro_cents == 225_000  # counts against budgets until resolved
+    settings.SANDBOX_SUBMIT_DELAY = 0
+    import time
+
+    time.sleep(0.5)  # let the sandbox finish creating it
+    Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    Command().sync_once()
+    job.refresh_from_db()
+    assert job.remote_id in sandbox.jobs and job.status in (Status.PENDING, Status.PROCESSING)
+    assert job.error_code == ""
+    assert sandbox.submit_count == 1
+
+
+def test_api08_with_no_such_job_after_the_window_it_is_not_sent_and_released(owner, fake_api):
+    api = fake_api(Reply(body={"jobs": [], "nextCursor": None, "hasMore": False}))
+    job = make_job(
+        owner,
+        status=Status.UNKNOWN,
+        created_at=timezone.now() - timedelta(minutes=11),
+        next_check_at=timezone.now(),
+    )
+    Command().sync_once()
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.charge_micro_cents) == (Status.REFUSED, "NOT_SENT", 0)
+    assert job.next_check_at is None
+    assert api.count("POST") == 0
+
+
+def test_api08_within_the_window_it_keeps_looking(owner, fake_api):
+    fake_api(Reply(body={"jobs": [], "nextCursor": None, "hasMore": False}))
+    job = make_job(owner, status=Status.UNKNOWN, next_check_at=timezone.now())
+    Command().sync_once()
+    job.refresh_from_db()
+    assert job.status == Status.UNKNOWN and job.next_check_at > timezone.now()
+
+
+def test_api08_a_job_another_row_already_claims_is_not_adopted(owner, fake_api):
+    now = timezone.now()
+    listed = {"jobId": "job_taken", "status": "pending", "createdAt": now.isoformat(), "model": "m"}
+    fake_api(Reply(body={"jobs": [listed], "nextCursor": None, "hasMore": False}))
+    make_job(owner, remote_id="job_taken")
+    job = make_job(owner, status=Status.UNKNOWN, next_check_at=now)
+    Command().sync_once()
+    job.refresh_from_db()
+    assert job.remote_id is None
 
 
 def due_job(owner, **extra):
@@ -134,13 +188,53 @@ def test_an_unknown_status_value_changes_nothing(owner, fake_api):
     assert job.status == Status.PENDING
 
 
-def test_a_404_is_not_taken_for_pending(owner, fake_api):
+def test_a_404_is_shown_to_the_person_not_taken_for_pending(owner, owner_client, fake_api):
     fake_api(Reply(status=404, body={"error": {"code": "JOB_NOT_FOUND", "message": "gone"}}))
     job = due_job(owner)
     Command().sync_once()
     job.refresh_from_db()
-    assert job.check_failures == 1
+    assert job.check_failures == 1 and job.error_code == "JOB_NOT_FOUND"
     assert job.next_check_at >= timezone.now() + timedelta(minutes=9)
+    assert "PixelByte does not know this job." in owner_client.get(job.get_absolute_url()).content.decode()
+
+
+def test_a_successful_check_resets_the_failure_count(owner, fake_api):
+    fake_api(Reply(body={"jobId": "job_1", "status": "processing"}))
+    job = due_job(owner, check_failures=4)
+    Command().sync_once()
+    job.refresh_from_db()
+    assert (job.status, job.check_failures) == (Status.PROCESSING, 0)
+    assert job.last_checked_at is not None
+
+
+def test_the_status_read_replaces_a_video_link_a_webhook_guessed(owner, fake_api):
+    real = "https://cdn.example/outputs/job_1/output_0.mp4"
+    fake_api(
+        Reply(body={"jobId": "job_1", "status": "completed", "outputs": [{"url": real, "type": "video"}]})
+    )
+    job = due_job(owner, status=Status.COMPLETED, output_url="https://cdn.example/guess.png")
+    Command().sync_once()
+    job.refresh_from_db()
+    assert job.output_url == real
+
+
+def test_an_unexpected_error_on_one_job_does_not_stop_the_others(owner, fake_api, monkeypatch):
+    fake_api(Reply(body={"jobId": "job_2", "status": "processing"}))
+    first = due_job(owner)
+    second = make_job(owner, remote_id="job_2", next_check_at=timezone.now() - timedelta(seconds=1))
+    real = Command.check_job
+
+    def flaky(self, job_id, lease, client):
+        if job_id == first.pk:
+            raise RuntimeError("database hiccup")
+        return real(self, job_id, lease, client)
+
+    monkeypatch.setattr(Command, "check_job", flaky)
+    Command().sync_once()
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.status == Status.PROCESSING
+    assert first.next_check_at > timezone.now()
 
 
 def test_a_claimed_job_is_not_claimed_again_by_another_worker(owner, db):

@@ -74,9 +74,13 @@
       el.dataset.stuck = job.stuck ? "1" : "";
     });
     all('[data-role="charge"][data-job-id="' + job.id + '"]').forEach(function (el) {
+      // Only a change between charged and refunded is news; keep the server's notes otherwise.
+      if (el.dataset.charged === String(job.charged)) return;
+      el.dataset.charged = String(job.charged);
       el.textContent = job.charged ? job.charge : "nothing";
     });
     if (job.video) showVideo(job);
+    else if (!job.inFlight) showNoVideo(job);
     showNote(job);
     document.dispatchEvent(new CustomEvent("jobstatus", { detail: job }));
     renderCountdowns();
@@ -98,6 +102,12 @@
       var p = document.createElement("p");
       p.appendChild(link);
       player.replaceChildren(video, p);
+    });
+  }
+
+  function showNoVideo(job) {
+    all('[data-role="player"][data-job-id="' + job.id + '"] .placeholder p').forEach(function (p) {
+      p.textContent = job.status === "completed" ? "PixelByte has not shared the video link yet." : "No video: " + job.label.toLowerCase() + ".";
     });
   }
 
