@@ -1,7 +1,85 @@
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin, messages
 
-from . import webhooks
-from .models import Job, WebhookDelivery
+from . import pricing, webhooks
+from .models import Job, Profile, Team, WebhookDelivery
+
+
+class BudgetInDollars(forms.ModelForm):
+    """Budgets are set in dollars and stored as integer micro-cents."""
+
+    monthly_budget_dollars = forms.DecimalField(
+        label="Monthly budget (US$)",
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=12,
+        decimal_places=6,
+        help_text="Leave empty for no limit.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.monthly_budget_micro_cents
+        if stored is not None:
+            self.initial["monthly_budget_dollars"] = Decimal(stored) / pricing.MICRO_CENTS_PER_DOLLAR
+
+    def save(self, commit=True):
+        dollars = self.cleaned_data.get("monthly_budget_dollars")
+        self.instance.monthly_budget_micro_cents = (
+            None if dollars is None else pricing.dollars_to_micro_cents(dollars)
+        )
+        return super().save(commit)
+
+
+class ProfileInline(admin.TabularInline):
+    model = Profile
+    form = BudgetInDollars
+    fields = ["user", "role", "monthly_budget_dollars", "time_zone"]
+    raw_id_fields = ["user"]
+    extra = 0
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    form = BudgetInDollars
+    fields = ["name", "monthly_budget_dollars", "time_zone"]
+    list_display = ["name", "budget", "members"]
+    search_fields = ["name"]
+    inlines = [ProfileInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(member_count=Count("profiles"))
+
+    @admin.display(description="Monthly budget")
+    def budget(self, team):
+        if team.monthly_budget_micro_cents is None:
+            return "no limit"
+        return pricing.format_dollars(team.monthly_budget_micro_cents)
+
+    @admin.display(description="Members", ordering="member_count")
+    def members(self, team):
+        return team.member_count
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    form = BudgetInDollars
+    fields = ["user", "team", "role", "monthly_budget_dollars", "time_zone"]
+    list_display = ["user", "team", "role", "budget"]
+    list_filter = ["role", "team"]
+    list_select_related = ["user", "team"]
+    search_fields = ["user__username", "team__name"]
+    raw_id_fields = ["user"]
+
+    @admin.display(description="Monthly budget")
+    def budget(self, profile):
+        if profile.monthly_budget_micro_cents is None:
+            return "no limit"
+        return pricing.format_dollars(profile.monthly_budget_micro_cents)
 
 
 @admin.register(Job)
@@ -9,6 +87,8 @@ class JobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "owner",
+        "team",
+        "project",
         "status",
         "quality",
         "duration",
@@ -16,9 +96,9 @@ class JobAdmin(admin.ModelAdmin):
         "charged_micro_cents",
         "created_at",
     ]
-    list_filter = ["status", "quality", "duration", "aspect_ratio"]
-    search_fields = ["prompt", "remote_id", "request_id", "owner__username"]
-    list_select_related = ["owner"]
+    list_filter = ["status", "team", "quality", "duration", "aspect_ratio"]
+    search_fields = ["prompt", "remote_id", "request_id", "owner__username", "project"]
+    list_select_related = ["owner", "team"]
     date_hierarchy = "created_at"
     readonly_fields = ["submission_key", "params", "outputs", "created_at", "updated_at"]
     raw_id_fields = ["owner"]

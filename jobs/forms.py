@@ -6,6 +6,8 @@ import uuid
 from django import forms
 
 from . import pricing
+from .spend import MAX_CUSTOM_DAYS, PERIODS
+
 
 CHOICE_ERROR = "Choose one of: %(allowed)s."
 
@@ -175,12 +177,23 @@ class HistoryFilterForm(forms.Form):
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, *args, model=pricing.DEFAULT_MODEL, **kwargs):
+    def __init__(self, *args, model=pricing.DEFAULT_MODEL, members=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["quality"] = _choice_filter(model, "quality", "Any quality")
         self.fields["duration"] = _choice_filter(model, "duration", "Any length")
         self.fields["aspect_ratio"] = _choice_filter(model, "aspect_ratio", "Any shape")
-        self.order_fields(["q", "status", "quality", "duration", "aspect_ratio", "date_from", "date_to"])
+        if members:
+            # Managers filter by member: only their own team's people are offered or accepted.
+            self.fields["member"] = forms.TypedChoiceField(
+                label="Member",
+                required=False,
+                coerce=int,
+                empty_value=None,
+                choices=[("", "Everyone")] + [(user.pk, user.get_username()) for user in members],
+            )
+        self.order_fields(
+            ["q", "member", "status", "quality", "duration", "aspect_ratio", "date_from", "date_to"]
+        )
 
     def _plausible(self, name):
         day = self.cleaned_data.get(name)
@@ -216,6 +229,8 @@ class HistoryFilterForm(forms.Form):
                 queryset = queryset.filter(**{name: data[name]})
         if data.get("duration"):
             queryset = queryset.filter(duration=int(data["duration"]))
+        if data.get("member"):
+            queryset = queryset.filter(owner_id=data["member"])
         start, end = data.get("date_from"), data.get("date_to")
         if start or end:
             queryset = queryset.in_local_dates(start, end)
@@ -224,3 +239,34 @@ class HistoryFilterForm(forms.Form):
     @property
     def active(self):
         return self.is_valid() and any(self.cleaned_data.get(name) for name in self.fields)
+
+
+class SpendFilterForm(forms.Form):
+    """The spend dashboard's period (and, for staff, team); unknown values fall back to this month."""
+
+    period = forms.ChoiceField(label="Period", required=False, choices=PERIODS)
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    team = forms.TypedChoiceField(label="Team", required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, teams=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if teams:
+            self.fields["team"].choices = [("", "Every team")] + [(t.pk, t.name) for t in teams]
+        else:
+            del self.fields["team"]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if data.get("period") == "custom":
+            if not (start and end):
+                raise forms.ValidationError("Choose both dates of the custom range.")
+            if start > end:
+                raise forms.ValidationError("The start date is after the end date.")
+            if (end - start).days > MAX_CUSTOM_DAYS or not 2000 <= start.year <= 9000 or end.year > 9000:
+                raise forms.ValidationError("Choose a range of at most two years.")
+        return data
+
+    def value(self, name):
+        return self.cleaned_data.get(name) if self.is_valid() else None

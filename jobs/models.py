@@ -2,6 +2,7 @@ import secrets
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import Case, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -104,6 +105,17 @@ def profile_or_none(user):
 def is_manager(user):
     profile = profile_or_none(user)
     return profile is not None and profile.is_manager
+
+
+def team_members(user):
+    """The people a manager (or staff) may filter the history by; empty for everyone else."""
+    profile = profile_or_none(user)
+    if user.is_staff:
+        team_ids = Profile.objects.exclude(team=None).values("team_id")
+        return list(get_user_model().objects.filter(profile__team_id__in=team_ids).order_by("username")[:500])
+    if profile is None or not profile.is_manager:
+        return []
+    return list(get_user_model().objects.filter(profile__team_id=profile.team_id).order_by("username"))
 
 
 def project_labels(user, recent=500):

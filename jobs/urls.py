@@ -11,5 +11,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/", views.job_detail, name="detail"),
     path("jobs/<int:job_id>/status/", views.job_status, name="status"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="cancel"),
+    path("spend/", views.spend_dashboard, name="spend"),
+    path("spend/export.csv", views.spend_export, name="spend_export"),
     path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

@@ -1,14 +1,15 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import budgets, history, pricing, webhooks
-from .forms import HistoryFilterForm, JobForm
-from .models import Job, Status, project_labels
+from . import budgets, history, pricing, spend, webhooks
+from .forms import HistoryFilterForm, JobForm, SpendFilterForm
+from .models import Job, Status, Team, is_manager, project_labels, team_members
 from .submission import CannotCancel, ForeignSubmissionKey, SubmissionPaused, cancel_job, submit_job
 
 
@@ -71,6 +72,8 @@ def new_job(request):
 
 LIST_FIELDS = [
     "pk",
+    "owner__username",
+    "project",
     "prompt",
     "quality",
     "duration",
@@ -92,8 +95,8 @@ LIST_FIELDS = [
 
 @require_GET
 def job_list(request):
-    filters = HistoryFilterForm(request.GET or None)
-    jobs = filters.apply(Job.objects.visible_to(request.user)).only(*LIST_FIELDS)
+    filters = HistoryFilterForm(request.GET or None, members=team_members(request.user))
+    jobs = filters.apply(Job.objects.visible_to(request.user)).select_related("owner").only(*LIST_FIELDS)
     page = history.page_of(
         jobs,
         after=history.Cursor.decode(request.GET.get("after")),
@@ -106,6 +109,7 @@ def job_list(request):
         "newer_url": _page_url(request, "before", page.newer),
         "older_url": _page_url(request, "after", page.older),
         "has_any_job": bool(page.jobs) or Job.objects.visible_to(request.user).exists(),
+        "show_owner": request.user.is_staff or is_manager(request.user),
     }
     return render(request, "jobs/list.html", context)
 
@@ -217,3 +221,50 @@ def pixelbyte_webhook(request, token):
     return JsonResponse(
         {"ok": receipt.http_status < 300, "result": receipt.message}, status=receipt.http_status
     )
+
+
+# --- spend --------------------------------------------------------------------------------
+
+
+def _spend_request(request):
+    """(form, scope, period) for the dashboard and its CSV, from the query string."""
+    teams = list(Team.objects.order_by("name")) if request.user.is_staff else []
+    form = SpendFilterForm(request.GET or None, teams=teams)
+    scope = spend.scope_for(request.user, form.value("team"))
+    zone = timezone.get_current_timezone()
+    period = spend.period_for(
+        form.value("period") or "this_month",
+        timezone.localdate(),
+        zone,
+        form.value("start"),
+        form.value("end"),
+    )
+    return form, scope, period
+
+
+@require_GET
+def spend_dashboard(request):
+    form, scope, period = _spend_request(request)
+    result = spend.report(scope, period, request.user)
+    context = {
+        "form": form,
+        "scope": scope,
+        "report": result,
+        "chart": spend.chart(result),
+        "members": spend.member_rows(scope, result) if scope.is_team else [],
+        "export_url": reverse("jobs:spend_export") + ("?" + request.GET.urlencode() if request.GET else ""),
+        "warn_at_percent": budgets.WARN_AT_PERCENT,
+    }
+    return render(request, "jobs/spend.html", context)
+
+
+@require_GET
+def spend_export(request):
+    _, scope, period = _spend_request(request)
+    jobs = scope.jobs.in_period(period.start, period.end)
+    response = StreamingHttpResponse(
+        spend.csv_rows(jobs, period.zone), content_type="text/csv; charset=utf-8"
+    )
+    name = f"kling-studio-spend-{period.first_day:%Y%m%d}-{period.last_day:%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -29,3 +29,16 @@ def duration(seconds):
     whole = round(float(seconds))
     minutes, secs = divmod(whole, 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.simple_tag
+def share(part, whole):
+    """An integer percentage (no float), or — for an empty whole."""
+    if not whole:
+        return "—"
+    return f"{part * 100 // whole}%"

@@ -107,8 +107,53 @@
       submit.disabled = false;
       submit.textContent = "Generate video";
     }
+    renderPrice();
   });
 
+  // What each budget that applies would have left after this video, before the click.
+  var budgetNode = document.getElementById("budget-info");
+  var budgets = budgetNode ? JSON.parse(budgetNode.textContent) : [];
+  var warnNode = document.getElementById("budget-warn-at");
+  var warnAt = BigInt(warnNode ? JSON.parse(warnNode.textContent) : 80);
+  var budgetLines = document.getElementById("budget-lines");
+  var refusal = document.getElementById("budget-refusal");
+
+  function renderBudgets(cost) {
+    if (!budgetLines || !budgets.length) return;
+    var blocking = null;
+    budgetLines.replaceChildren();
+    budgets.forEach(function (b) {
+      var limit = BigInt(b.limitMicroCents);
+      var after = BigInt(b.spentMicroCents) + cost;
+      var left = limit - after;
+      var line = document.createElement("p");
+      line.className = "budget-line";
+      line.dataset.kind = b.kind;
+      if (left < 0n) {
+        line.classList.add("over");
+        line.textContent = capitalise(b.name) + ": over by " + dollars(-left) + " with this video (limit " + dollars(limit) + ", starts again " + b.resetsOn + ").";
+        if (!blocking) blocking = b;
+      } else {
+        var used = limit > 0n ? (after * 100n) / limit : 100n;
+        if (used >= warnAt) line.classList.add("warn");
+        line.textContent = capitalise(b.name) + ": " + dollars(left) + " left after this video (" + used + "% used; starts again " + b.resetsOn + ").";
+      }
+      budgetLines.appendChild(line);
+    });
+    if (refusal) {
+      refusal.hidden = !blocking;
+      refusal.textContent = blocking ? "This video does not fit " + blocking.name + ", so the studio would refuse it. Choose a cheaper option or ask a manager." : "";
+    }
+    if (submit) submit.disabled = Boolean(blocking);
+  }
+
+  function capitalise(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  form.addEventListener("pricechange", function (event) {
+    renderBudgets(event.detail.microCents);
+  });
   form.addEventListener("change", renderPrice);
   form.addEventListener("input", function (event) {
     if (event.target === prompt) renderCounter();

@@ -1,8 +1,12 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from jobs.models import Profile, Role, Team
+
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "kling-demo"
+DEMO_TEAM = "Demo team"
+DEMO_TEAM_BUDGET = 25_000_000  # $25.00 a month
 
 
 class Command(BaseCommand):
@@ -15,9 +19,14 @@ class Command(BaseCommand):
         user.is_superuser = True
         user.set_password(DEMO_PASSWORD)
         user.save()
+        team, _ = Team.objects.get_or_create(
+            name=DEMO_TEAM, defaults={"monthly_budget_micro_cents": DEMO_TEAM_BUDGET}
+        )
+        Profile.objects.update_or_create(user=user, defaults={"team": team, "role": Role.MANAGER})
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo account {'created' if created else 'ready'}: "
-                f"username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}"
+                f"username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r} "
+                f"(manager of {DEMO_TEAM!r}, budget $25.00 a month)"
             )
         )
