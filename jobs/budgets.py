@@ -99,7 +99,7 @@ def _team_budget(team, now):
     start, end = month_of(now, zone)
     spent = Job.objects.filter(team=team).in_period(start, end).spend()
     return Budget(
-        "team", f"the {team.name} team's monthly budget", team.monthly_budget_micro_cents, spent, start, end
+        "team", f"the team budget ({team.name})", team.monthly_budget_micro_cents, spent, start, end
     )
 
 

@@ -8,7 +8,6 @@ from django import forms
 from . import pricing
 from .spend import MAX_CUSTOM_DAYS, PERIODS
 
-
 CHOICE_ERROR = "Choose one of: %(allowed)s."
 
 
