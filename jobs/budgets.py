@@ -119,6 +119,13 @@ def budgets_for(user, now=None):
     return found
 
 
+def _lock(profile):
+    """Lock the rows holding the budgets: team first, then person, one order everywhere
+    so two submissions cannot deadlock. Returns the locked (team or None, profile)."""
+    team = Team.objects.select_for_update().get(pk=profile.team_id) if profile.team_id else None
+    return team, Profile.objects.select_for_update().get(pk=profile.pk)
+
+
 def lock_and_check(user, cost, now=None):
     """Lock the budget holders and raise ``OverBudget`` unless ``cost`` fits every budget.
 
@@ -133,11 +140,7 @@ def lock_and_check(user, cost, now=None):
     profile = Profile.objects.filter(user_id=user.pk).first()
     if profile is None:
         return None
-    team = None
-    if profile.team_id is not None:
-        # Always team first, then person: one order everywhere, so no deadlock.
-        team = Team.objects.select_for_update().get(pk=profile.team_id)
-    profile = Profile.objects.select_for_update().get(pk=profile.pk)
+    team, profile = _lock(profile)
     budgets = []
     if profile.monthly_budget_micro_cents is not None:
         budgets.append(_user_budget(user, profile, now))

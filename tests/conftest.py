@@ -17,6 +17,17 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """SQLite tests use a file, not shared memory, so threads get separate connections
+    and real locking, as in production (the budget races need it)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
 def studio_server():
     server = StudioServer()
     yield server
@@ -34,6 +45,7 @@ def sandbox(settings, studio_server):
     """The built-in sandbox over real HTTP, with quick timings; the studio points at it."""
     settings.PIXELBYTE_API_KEY = ""
     settings.SANDBOX_API_URL = studio_server.sandbox_url
+    settings.PUBLIC_BASE_URL = "http://studio.invalid"  # no callbacks unless a test asks for them
     settings.SANDBOX_PENDING_SECONDS = 0.2
     settings.SANDBOX_PROCESSING_SECONDS = 0.4
     return SANDBOX
