@@ -1,11 +1,15 @@
 import datetime
+import logging
 import zoneinfo
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.db import OperationalError
+from django.shortcuts import render
 from django.utils import timezone
 
 TZ_COOKIE = "tz"
+log = logging.getLogger(__name__)
 
 
 def zone_from(name):
@@ -34,3 +38,34 @@ class UserTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds the Content-Security-Policy header (Django 5.2 has none of its own)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
+
+
+class DatabaseBusyMiddleware:
+    """A database too busy to answer (SQLite's "database is locked" after its wait)
+    gets a page asking to try again, not a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, OperationalError) and "locked" in str(exception).lower():
+            log.warning("database busy on %s %s: %s", request.method, request.path, exception)
+            response = render(request, "busy.html", status=503)
+            response["Retry-After"] = "5"
+            return response
+        return None

@@ -148,3 +148,16 @@ def sign_in(page, user):
     client.force_login(user)
     cookie = client.cookies["sessionid"]
     page.context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": page.base_url}])
+
+
+def wait_until(page, expression, timeout=10.0):
+    """Poll ``expression`` in the page until it is truthy (Playwright's wait_for_function
+    compiles its predicate with eval, which the studio's CSP rightly forbids)."""
+    import time as _time
+
+    deadline = _time.monotonic() + timeout
+    while _time.monotonic() < deadline:
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"still false after {timeout} s: {expression}")

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Status
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_until
 from .helpers import make_job, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,9 +39,7 @@ def test_filter_the_history_by_status_and_play_a_video(page):
     expect(video).to_have_count(1)
     page.evaluate("document.querySelector('[data-role=player] video').muted = true")
     page.evaluate("document.querySelector('[data-role=player] video').play()")
-    page.wait_for_function(
-        "document.querySelector('[data-role=player] video').currentTime > 0.2", timeout=10_000
-    )
+    wait_until(page, "document.querySelector('[data-role=player] video').currentTime > 0.2")
 
     page.go_back()
     expect(page.locator("#id_status")).to_have_value("completed")

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Job, Status
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_until
 from .helpers import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,9 +27,7 @@ def test_a_submitted_job_reaches_completed_and_plays_without_a_reload(page, sett
     expect(badge).to_have_text("Completed", timeout=15_000)
     video = page.locator("[data-role=player] video")
     expect(video).to_have_count(1)
-    page.wait_for_function(
-        "document.querySelector('[data-role=player] video').readyState >= 2", timeout=10_000
-    )
+    wait_until(page, "document.querySelector('[data-role=player] video').readyState >= 2")
     assert page.evaluate("document.querySelector('[data-role=player] video').error") is None
     assert page.evaluate("window.__sameDocument") is True  # never reloaded
     job = Job.objects.get(owner=user)
