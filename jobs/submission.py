@@ -31,13 +31,51 @@ UNKNOWN_FIRST_CHECK = timedelta(seconds=30)
 
 
 class SubmissionPaused(Exception):
-    """The API asked the studio to wait before submitting again."""
+    """Submissions are paused for a while (the API asked us to wait, or is failing)."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, reason="PixelByte asked the studio to slow down."):
         self.seconds = seconds
-        super().__init__(
-            f"PixelByte asked the studio to slow down. Nothing was sent; try again in {seconds} s."
-        )
+        super().__init__(f"{reason} Nothing was sent; try again in {seconds} s.")
+
+
+# --- the circuit breaker (API-09) ------------------------------------------------------
+# After BREAKER_THRESHOLD submits in a row fail for lack of an answer (network down,
+# timeouts, 5xx), new submits fail at once without calling PixelByte, for a cool-off;
+# then exactly one trial submit is let through, and its outcome closes or re-opens it.
+
+BREAKER_KEY = "pixelbyte:breaker"
+BREAKER_TRIAL_KEY = "pixelbyte:breaker-trial"
+BREAKER_THRESHOLD = 5
+BREAKER_FAILURES = (pixelbyte.NotSent, pixelbyte.NoAnswer, pixelbyte.ServerError)
+
+
+def breaker_allows():
+    """Raise ``SubmissionPaused`` while the breaker is open; let one trial through after."""
+    state = cache.get(BREAKER_KEY)
+    if not state or state["failures"] < BREAKER_THRESHOLD:
+        return
+    left = state["open_until"] - time.time()
+    reason = "PixelByte is not answering, so the studio paused submissions."
+    if left > 0:
+        raise SubmissionPaused(int(-(-left // 1)), reason)
+    if not cache.add(BREAKER_TRIAL_KEY, True, timeout=settings.PIXELBYTE_BREAKER_COOLOFF):
+        raise SubmissionPaused(5, reason + " A test submission is under way.")
+
+
+def breaker_record(exc=None):
+    if exc is None:
+        cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])
+        return
+    if not isinstance(exc, BREAKER_FAILURES):
+        cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])  # PixelByte answered: it is up
+        return
+    state = cache.get(BREAKER_KEY) or {"failures": 0, "open_until": 0}
+    state["failures"] += 1
+    if state["failures"] >= BREAKER_THRESHOLD:
+        state["open_until"] = time.time() + settings.PIXELBYTE_BREAKER_COOLOFF
+        cache.delete(BREAKER_TRIAL_KEY)
+        log.warning("%s submits in a row got no answer: pausing submissions", state["failures"])
+    cache.set(BREAKER_KEY, state, timeout=None)
 
 
 class ForeignSubmissionKey(Exception):
@@ -72,6 +110,7 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
     wait = cooldown_remaining()
     if wait:
         raise SubmissionPaused(wait)
+    breaker_allows()
     try:
         job = record(user=user, model=model, params=params, submission_key=submission_key, project=project)
     except (IntegrityError, budgets.OverBudget):
@@ -139,8 +178,10 @@ def send(job, client):
     try:
         result = client.submit(job.model_slug, job.params, webhook_url=webhook_url_for(job))
     except pixelbyte.ApiError as exc:
+        breaker_record(exc)
         settle_error(job, exc)
     else:
+        breaker_record()
         settle_success(job, result)
     return job
 
@@ -149,6 +190,20 @@ def settle_success(job, result):
     """Store the submit answer. A webhook may already have moved the job on (its URL
     carries the job's token), so only what is still missing is written, under the lock."""
     now = timezone.now()
+    taken = (
+        Job.objects.filter(remote_id=result.job_id).exclude(pk=job.pk).values_list("pk", flat=True).first()
+    )
+    if taken is not None:
+        # Never seen from PixelByte, but a unique id is our invariant: keep both rows intact.
+        return settle_error(
+            job,
+            pixelbyte.BadResponse(
+                f"PixelByte answered with job id {result.job_id}, which already belongs to video #{taken}; "
+                "the outcome of this one is unknown.",
+                code="DUPLICATE_JOB_ID",
+                request_id=result.request_id,
+            ),
+        )
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         locked.remote_id = locked.remote_id or result.job_id

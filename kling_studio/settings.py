@@ -76,6 +76,8 @@ PIXELBYTE_SUBMIT_DEADLINE = env.float("PIXELBYTE_SUBMIT_DEADLINE", default=30.0)
 # Retry-After is clamped to the cap.
 PIXELBYTE_DEFAULT_COOLDOWN = env.int("PIXELBYTE_DEFAULT_COOLDOWN", default=10)
 PIXELBYTE_MAX_COOLDOWN = env.int("PIXELBYTE_MAX_COOLDOWN", default=300)
+# After five submits in a row get no answer, new ones fail at once for this long.
+PIXELBYTE_BREAKER_COOLOFF = env.int("PIXELBYTE_BREAKER_COOLOFF", default=30)
 
 # --- Django ------------------------------------------------------------------
 INSTALLED_APPS = [
