@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-postgres bench lint browser-deps
+.PHONY: run test test-postgres bench lint audit browser-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-postgres: $(VENV)/.dev-installed browser-deps
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## audit: known vulnerabilities in the pinned requirements (needs PyPI's JSON API or OSV)
+audit: $(VENV)/.dev-installed
+	$(PY) -m pip install --disable-pip-version-check -q pip-audit
+	$(PY) -m pip_audit -r requirements.txt --no-deps --disable-pip --strict
 
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 
 from . import pricing, webhooks
 from .models import Job, Profile, Team, WebhookDelivery
@@ -102,6 +103,7 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["submission_key", "params", "outputs", "created_at", "updated_at"]
     raw_id_fields = ["owner"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(WebhookDelivery)

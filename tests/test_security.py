@@ -1,0 +1,278 @@
+"""Production settings and the defences a person relies on without seeing them (SEC-01…14)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from jobs.models import Job, Status
+
+from .helpers import make_job, make_user
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY = "x7#Qp2@vL9!mR4$tK8^wN3&zB6*cF1(hJ5)dG0-sY2_uE7+aP4=iO9"
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": SECRET_KEY,
+    "ALLOWED_HOSTS": "studio.example",
+    "PUBLIC_BASE_URL": "https://studio.example",
+    "PIXELBYTE_API_KEY": "pb_live_production_probe_key",
+    "PIXELBYTE_WEBHOOK_SECRET": "whsec_production_probe",
+}
+
+
+def run(args, env_extra, tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIXELBYTE_", "DJANGO_", "DEBUG", "SECRET_KEY"))
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("TEST_DATABASE_URL", None)
+    env.update(PRODUCTION)
+    env.update(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}", "STATIC_ROOT": str(tmp_path / "static")}
+    )
+    env.update(env_extra)
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def probe(tmp_path, **env_extra):
+    result = run(["tests/production_probe.py"], env_extra, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_sec01_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], {}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pb_live_production_probe_key" not in result.stdout + result.stderr
+
+
+def test_sec02_production_refuses_to_start_with_a_real_key_and_no_webhook_secret(tmp_path):
+    result = run(["manage.py", "check"], {"PIXELBYTE_WEBHOOK_SECRET": ""}, tmp_path)
+    assert result.returncode != 0 and "jobs.E003" in result.stderr
+
+
+def test_sec03_sec04_sec13_cookies_headers_and_hosts_in_production(tmp_path):
+    report = probe(tmp_path)
+    assert report["login_status"] == 302
+    assert report["login_redirect"] == "/"  # next=https://evil.example is ignored
+    assert report["session_cookie"] == {"secure": True, "httponly": True, "samesite": "Lax"}
+    assert report["csrf_cookie"]["secure"] is True
+    headers = report["headers"]
+    assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    script_src = re.search(r"script-src ([^;]*)", headers["Content-Security-Policy"]).group(1)
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    assert report["bad_host_status"] == 400
+
+
+def test_sec04_the_hsts_age_is_configurable(tmp_path):
+    report = probe(tmp_path, SECURE_HSTS_SECONDS="600")
+    assert report["headers"]["Strict-Transport-Security"].startswith("max-age=600")
+
+
+def test_sec05_a_forwarded_proto_is_trusted_only_behind_a_proxy(tmp_path):
+    assert probe(tmp_path)["forwarded_proto_status"] == 301  # redirected to https: not trusted
+    assert probe(tmp_path, BEHIND_PROXY="1")["forwarded_proto_status"] == 200
+
+
+# --- SEC-07: sign-in throttling ------------------------------------------------------------------
+
+
+@pytest.fixture
+def throttled(settings, db):
+    settings.LOGIN_MAX_FAILURES = 3
+    return make_user("victim")
+
+
+def attempt(client, password, ip="203.0.113.5", **extra):
+    return client.post(
+        reverse("login"), {"username": "victim", "password": password}, REMOTE_ADDR=ip, **extra
+    )
+
+
+def test_sec07_three_wrong_passwords_lock_the_account_from_that_address(client, throttled):
+    from .helpers import PASSWORD
+
+    for _ in range(3):
+        assert attempt(client, "wrong").status_code == 200
+    locked = attempt(client, PASSWORD)
+    assert locked.status_code == 429
+    assert "Too many wrong passwords" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_sec07_another_address_is_not_locked_with_it(client, throttled):
+    from .helpers import PASSWORD
+
+    for _ in range(3):
+        attempt(client, "wrong", ip="203.0.113.5")
+    assert attempt(Client(), PASSWORD, ip="198.51.100.7").status_code == 302
+
+
+def test_sec07_behind_a_proxy_clients_are_told_apart_and_a_forged_header_does_not_help(
+    client, throttled, settings
+):
+    from .helpers import PASSWORD
+
+    settings.PROXY_COUNT = 1
+    proxy = "10.0.0.2"
+    for _ in range(3):
+        attempt(client, "wrong", ip=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5")
+    # the guesser forges a left-most address; the proxy appends the real one
+    forged = attempt(Client(), PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="198.51.100.99, 203.0.113.5")
+    assert forged.status_code == 429
+    other = attempt(Client(), PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert other.status_code == 302
+
+
+def test_sec07_a_successful_sign_in_clears_the_count(client, throttled):
+    from .helpers import PASSWORD
+
+    attempt(client, "wrong")
+    attempt(client, "wrong")
+    assert attempt(client, PASSWORD).status_code == 302
+    client.logout()
+    attempt(client, "wrong")
+    attempt(client, "wrong")
+    assert attempt(client, PASSWORD).status_code == 302
+
+
+# --- SEC-08 … SEC-12 ------------------------------------------------------------------------------
+
+
+def test_sec08_every_view_but_sign_in_and_the_webhook_needs_a_user(client, db):
+    job = make_job(make_user())
+    for url in (
+        reverse("jobs:new"),
+        reverse("jobs:list"),
+        reverse("jobs:spend"),
+        reverse("jobs:spend_export"),
+        reverse("jobs:statuses"),
+        job.get_absolute_url(),
+        reverse("jobs:status", args=[job.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login")), url
+    assert client.post(reverse("jobs:cancel", args=[job.pk])).status_code == 302
+
+
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def test_sec09_a_hostile_prompt_is_escaped_everywhere(client, db):
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    job = make_job(admin, prompt=EVIL, status=Status.FAILED, error_message=EVIL, project=EVIL)
+    client.force_login(admin)
+    for url in (
+        job.get_absolute_url(),
+        reverse("jobs:list"),
+        reverse("jobs:spend"),
+        reverse("admin:jobs_job_changelist"),
+        reverse("admin:jobs_job_change", args=[job.pk]),
+        reverse("jobs:new") + f"?from={job.pk}",
+    ):
+        html = client.get(url).content.decode()
+        assert EVIL not in html, url
+        assert "<img src=x" not in html, url
+    assert json.loads(client.get(reverse("jobs:status", args=[job.pk])).content)["error"] == EVIL
+
+
+def test_sec10_the_key_and_secret_reach_no_page_no_admin_and_no_error_page(client, settings, db):
+    settings.PIXELBYTE_API_KEY = "pb_live_secret_key_shh"
+    settings.PIXELBYTE_WEBHOOK_SECRET = "whsec_secret_shh"
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    job = make_job(admin)
+    client.force_login(admin)
+    urls = [
+        reverse("jobs:new"),
+        reverse("jobs:list"),
+        reverse("jobs:spend"),
+        job.get_absolute_url(),
+        reverse("admin:index"),
+        reverse("admin:jobs_job_change", args=[job.pk]),
+        reverse("admin:jobs_webhookdelivery_changelist"),
+    ]
+    for url in urls:
+        html = client.get(url).content.decode()
+        assert "pb_live_secret_key_shh" not in html and "whsec_secret_shh" not in html, url
+
+
+def test_sec10_the_500_page_says_nothing_of_the_configuration(client, settings, db, monkeypatch):
+    from jobs import views
+
+    settings.PIXELBYTE_API_KEY = "pb_live_secret_key_shh"
+    client.force_login(make_user())
+    monkeypatch.setattr(views, "_page_size", lambda request: 1 / 0)
+    client.raise_request_exception = False
+    response = client.get(reverse("jobs:list"))
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "Something went wrong" in html and "pb_live_secret_key_shh" not in html
+
+
+def test_sec12_a_one_megabyte_query_string_is_a_4xx_never_a_500(client, db):
+    client.force_login(make_user())
+    for url in (reverse("jobs:list"), reverse("jobs:statuses"), reverse("jobs:spend")):
+        response = client.get(url + "?" + "&".join(f"f{i}=x" for i in range(110_000)))
+        assert 400 <= response.status_code < 500 or response.status_code == 200, url
+        response = client.get(url + "?q=" + "x" * 1_000_000)
+        assert response.status_code < 500, url
+
+
+def test_sec12_an_overlong_prompt_is_refused_kindly(client, db):
+    from .helpers import form_data
+
+    client.force_login(make_user())
+    response = client.post(reverse("jobs:new"), form_data(prompt="y" * 100_000))
+    assert response.status_code == 422 and "the limit is 2500" in response.content.decode()
+    assert Job.objects.count() == 0
+
+
+def test_sec13_an_unknown_host_is_400(client, db):
+    assert client.get(reverse("login"), HTTP_HOST="evil.example").status_code == 400
+
+
+def test_sec13_next_to_another_site_lands_on_the_studio(client, db):
+    from .helpers import PASSWORD
+
+    make_user("nina")
+    response = client.post(
+        reverse("login") + "?next=https://evil.example/", {"username": "nina", "password": PASSWORD}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("jobs:new")
+
+
+def test_sec14_django_is_pinned_to_a_5_2_patch_release():
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line
+    )
+    major, minor, patch = (int(x) for x in pins["Django"].split("."))
+    assert (major, minor) == (5, 2) and patch >= 19
+
+
+def test_sec_busy_database_shows_a_retry_page_not_a_500(client, db, monkeypatch):
+    from django.db import OperationalError
+
+    from jobs import views
+
+    client.force_login(make_user())
+    monkeypatch.setattr(
+        views, "_page_size", lambda request: (_ for _ in ()).throw(OperationalError("database is locked"))
+    )
+    response = client.get(reverse("jobs:list"))
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert "The studio is busy" in response.content.decode()
