@@ -104,21 +104,51 @@ def apply_update(job_id, update, *, now=None, refetch=False, authoritative=False
     (after a webhook, whose payload is only a signal) when the update told us
     something new; a stale or repeated update changes nothing at all.
     """
-    now = now or timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        outcome = _apply(job, update, now, authoritative)
-        if outcome in (Outcome.APPLIED, Outcome.FILLED):
-            job.updated_at = now
-            job.next_check_at = now if refetch and job.remote_id else next_check_at(job, now)
-            job.save()
+        outcome = apply_to_locked(job, update, now=now, refetch=refetch, authoritative=authoritative)
+    return job, outcome
+
+
+# What an update may change on a job row: only the columns that did change are written.
+UPDATED_FIELDS = (
+    "remote_id",
+    "status",
+    "progress",
+    "error_code",
+    "error_message",
+    "started_at",
+    "completed_at",
+    "output_url",
+    "thumbnail_url",
+    "poster_url",
+    "outputs",
+    "updated_at",
+    "next_check_at",
+)
+
+
+def apply_to_locked(job, update, *, now=None, refetch=False, authoritative=False, also_save=()):
+    """``apply_update`` for a job the caller has already locked (``select_for_update``)
+    inside its own transaction; return the outcome. ``also_save`` names fields the
+    caller changed, written in the same statement."""
+    now = now or timezone.now()
+    before = {name: getattr(job, name) for name in UPDATED_FIELDS}
+    outcome = _apply(job, update, now, authoritative)
+    changed = list(also_save)
+    if outcome in (Outcome.APPLIED, Outcome.FILLED):
+        job.updated_at = now
+        job.next_check_at = now if refetch and job.remote_id else next_check_at(job, now)
+        changed += [name for name in UPDATED_FIELDS if getattr(job, name) != before[name]]
+    if changed:
+        job.save(update_fields=list(dict.fromkeys(changed)))
     if outcome == Outcome.INVALID:
         log.warning(
             "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, update.status, job.status
         )
     elif outcome == Outcome.APPLIED:
         log.info("job %s is now %s", job.pk, job.status)
-    return job, outcome
+    return outcome
 
 
 def _apply(job, update, now, authoritative=False):

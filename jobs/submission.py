@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import budgets, pixelbyte
-from .lifecycle import REMOTE_STATUSES, Update, apply_update
+from .lifecycle import REMOTE_STATUSES, Update, apply_to_locked, apply_update
 from .models import Job, Status
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,9 @@ BREAKER_THRESHOLD = 5
 BREAKER_FAILURES = (pixelbyte.NotSent, pixelbyte.NoAnswer, pixelbyte.ServerError)
 
 
-def breaker_allows():
-    """Raise ``SubmissionPaused`` while the breaker is open; let one trial through after."""
-    state = cache.get(BREAKER_KEY)
+def breaker_allows(state):
+    """Raise ``SubmissionPaused`` while the breaker (``state``, as read from the cache) is
+    open; let one trial through after."""
     if not state or state["failures"] < BREAKER_THRESHOLD:
         return
     left = state["open_until"] - time.time()
@@ -62,12 +62,13 @@ def breaker_allows():
         raise SubmissionPaused(5, reason + " A test submission is under way.")
 
 
-def breaker_record(exc=None):
-    if exc is None:
-        cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])
-        return
-    if not isinstance(exc, BREAKER_FAILURES):
-        cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])  # PixelByte answered: it is up
+def breaker_record(exc=None, seen=None):
+    """Count a submit's outcome. ``seen`` is the breaker state read before the call
+    (a trial is only ever let through with one): when there was none and PixelByte
+    answered, there is nothing to clear."""
+    if exc is None or not isinstance(exc, BREAKER_FAILURES):
+        if seen:  # PixelByte answered: it is up
+            cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])
         return
     state = cache.get(BREAKER_KEY) or {"failures": 0, "open_until": 0}
     state["failures"] += 1
@@ -82,12 +83,24 @@ class ForeignSubmissionKey(Exception):
     """The submission key belongs to someone else's job."""
 
 
-def cooldown_remaining():
+def cooldown_remaining(until=...):
     """Whole seconds left before the studio may submit again (0 when free)."""
-    until = cache.get(COOLDOWN_KEY)
+    if until is ...:
+        until = cache.get(COOLDOWN_KEY)
     if until is None:
         return 0
     return max(0, int(-(-(until - time.time()) // 1)))
+
+
+def _may_submit():
+    """Raise ``SubmissionPaused`` during a pause PixelByte asked for or while the breaker
+    is open; return the breaker state seen. One read of the shared cache."""
+    found = cache.get_many([COOLDOWN_KEY, BREAKER_KEY])
+    wait = cooldown_remaining(found.get(COOLDOWN_KEY))
+    if wait:
+        raise SubmissionPaused(wait)
+    breaker_allows(found.get(BREAKER_KEY))
+    return found.get(BREAKER_KEY)
 
 
 def start_cooldown(retry_after):
@@ -107,10 +120,7 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
     existing = Job.objects.filter(submission_key=submission_key).first()
     if existing is not None:
         return _own(existing, user)
-    wait = cooldown_remaining()
-    if wait:
-        raise SubmissionPaused(wait)
-    breaker_allows()
+    breaker = _may_submit()
     try:
         job = record(user=user, model=model, params=params, submission_key=submission_key, project=project)
     except (IntegrityError, budgets.OverBudget):
@@ -123,7 +133,7 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
     owns_client = client is None
     client = client or pixelbyte.client_from_settings()
     try:
-        send(job, client)
+        send(job, client, breaker)
     finally:
         if owns_client:
             client.close()
@@ -173,15 +183,15 @@ def webhook_url_for(job):
     return f"{base}{reverse('jobs:webhook', args=[job.webhook_token])}"
 
 
-def send(job, client):
+def send(job, client, breaker=None):
     """Call the API for a recorded job and store the outcome on it."""
     try:
         result = client.submit(job.model_slug, job.params, webhook_url=webhook_url_for(job))
     except pixelbyte.ApiError as exc:
-        breaker_record(exc)
+        breaker_record(exc, breaker)
         settle_error(job, exc)
     else:
-        breaker_record()
+        breaker_record(None, breaker)
         settle_success(job, result)
     return job
 
@@ -204,6 +214,7 @@ def settle_success(job, result):
                 request_id=result.request_id,
             ),
         )
+    status = result.status if result.status in REMOTE_STATUSES else Status.PENDING
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         locked.remote_id = locked.remote_id or result.job_id
@@ -212,18 +223,19 @@ def settle_success(job, result):
             locked.charged_micro_cents = result.cost_micro_cents
         locked.estimated_completion_at = locked.estimated_completion_at or result.estimated_completion_at
         locked.submitted_at = locked.submitted_at or now
-        locked.save(
-            update_fields=[
+        apply_to_locked(
+            locked,
+            Update(status=status),
+            now=now,
+            also_save=(
                 "remote_id",
                 "request_id",
                 "charged_micro_cents",
                 "estimated_completion_at",
                 "submitted_at",
-            ]
+            ),
         )
-    status = result.status if result.status in REMOTE_STATUSES else Status.PENDING
-    apply_update(job.pk, Update(status=status), now=now)
-    job.refresh_from_db()
+    job.__dict__.update({f.attname: getattr(locked, f.attname) for f in Job._meta.concrete_fields})
     log.info(
         "job %s sent: remote id %s, request %s, charged %s µ¢",
         job.pk,

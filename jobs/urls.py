@@ -6,6 +6,7 @@ app_name = "jobs"
 
 urlpatterns = [
     path("", views.new_job, name="new"),
+    path("healthz", views.health, name="health"),
     path("jobs/", views.job_list, name="list"),
     path("jobs/status/", views.job_statuses, name="statuses"),
     path("jobs/<int:job_id>/", views.job_detail, name="detail"),

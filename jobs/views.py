@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,7 +15,7 @@ from .submission import CannotCancel, ForeignSubmissionKey, SubmissionPaused, ca
 
 def _get_job_for_user(request, job_id):
     """The job if this user may see it; 404 otherwise."""
-    return get_object_or_404(Job.objects.visible_to(request.user), pk=job_id)
+    return get_object_or_404(Job.objects.visible_by_id_to(request.user), pk=job_id)
 
 
 def _render_form(request, form, status=200, refused_job=None, source_job=None):
@@ -150,6 +150,15 @@ def job_cancel(request, job_id):
     return redirect(job)
 
 
+@login_not_required
+@require_GET
+def health(request):
+    """Liveness for a load balancer or monitor: the process answers. Touches no database."""
+    response = HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 # --- live status ------------------------------------------------------------------------
 
 STATUS_FIELDS = (
@@ -194,14 +203,14 @@ def job_statuses(request):
     """Live status of the signed-in user's jobs named in ``?ids=1,2,3``, in one query."""
     parts = request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]
     ids = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 18]
-    jobs = Job.objects.visible_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
+    jobs = Job.objects.visible_by_id_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
     now = timezone.now()
     return JsonResponse({"jobs": [status_payload(job, now) for job in jobs], "serverTime": now.isoformat()})
 
 
 @require_GET
 def job_status(request, job_id):
-    job = get_object_or_404(Job.objects.visible_to(request.user).only(*STATUS_FIELDS), pk=job_id)
+    job = get_object_or_404(Job.objects.visible_by_id_to(request.user).only(*STATUS_FIELDS), pk=job_id)
     return JsonResponse(status_payload(job, timezone.now()))
 
 

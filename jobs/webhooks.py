@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from . import pixelbyte
-from .lifecycle import Outcome, Update, apply_update
+from .lifecycle import Outcome, Update, apply_to_locked, apply_update
 from .models import Job, Verdict, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -143,19 +143,23 @@ def receive(*, token, headers, body, source_ip=None, now=None):
 
 
 def _process(job, remote, record, body, dedup_key):
+    """Apply a verified delivery and keep it, in one transaction: the job's row is
+    locked and updated, then the delivery is stored with its verdict. Storing it
+    fails on a delivery already processed (its dedup key is unique), which undoes
+    the whole transaction: a replay changes nothing."""
     try:
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                verdict=Verdict.UNCHANGED, http_status=200, body=_text(body), dedup_key=dedup_key, **record
+            locked = Job.objects.select_for_update().get(pk=job.pk)
+            outcome = apply_to_locked(locked, Update.from_remote(remote), refetch=True)
+            verdict = OUTCOME_VERDICTS[outcome]
+            WebhookDelivery.objects.create(
+                verdict=verdict, http_status=200, body=_text(body), dedup_key=dedup_key, **record
             )
-            _, outcome = apply_update(job.pk, Update.from_remote(remote), refetch=True)
-            delivery.verdict = OUTCOME_VERDICTS[outcome]
-            delivery.save(update_fields=["verdict"])
     except IntegrityError:
         # The same delivery again (a replay, or a copy racing this one): already handled.
         return _refuse(Verdict.DUPLICATE, 200, record, body)
-    log.info("webhook for job %s: %s", job.pk, delivery.verdict)
-    return Receipt(200, delivery.verdict, job)
+    log.info("webhook for job %s: %s", job.pk, verdict)
+    return Receipt(200, verdict, locked)
 
 
 # What is kept of a refused body: enough to explain it, too little to fill the disk.

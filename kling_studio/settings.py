@@ -112,6 +112,8 @@ MIDDLEWARE = [
 # HTTPS is assumed whenever DEBUG is off; every value can still be set explicitly.
 HTTPS = env_flag("HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=HTTPS)
+# A monitor on the machine itself may check the process over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SESSION_COOKIE_HTTPONLY = True

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from jobs.models import Job, Status
+from jobs.models import Job, Profile, Role, Status, Team
 
 from .helpers import make_job, make_user
 
@@ -154,7 +154,7 @@ def test_sec07_a_successful_sign_in_clears_the_count(client, throttled):
 # --- SEC-08 … SEC-12 ------------------------------------------------------------------------------
 
 
-def test_sec08_every_view_but_sign_in_and_the_webhook_needs_a_user(client, db):
+def test_sec08_every_view_but_sign_in_the_webhook_and_the_health_check_needs_a_user(client, db):
     job = make_job(make_user())
     for url in (
         reverse("jobs:new"),
@@ -168,6 +168,46 @@ def test_sec08_every_view_but_sign_in_and_the_webhook_needs_a_user(client, db):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login")), url
     assert client.post(reverse("jobs:cancel", args=[job.pk])).status_code == 302
+
+
+def test_sec08_a_lookup_by_id_follows_exactly_the_rule_of_the_lists(db):
+    team, other = Team.objects.create(name="Alpha"), Team.objects.create(name="Beta")
+    people = {name: make_user(name) for name in ("boss", "member", "outsider", "loner", "lone_boss")}
+    people["staff"] = make_user("staff", is_staff=True)
+    Profile.objects.create(user=people["boss"], team=team, role=Role.MANAGER)
+    Profile.objects.create(user=people["member"], team=team)
+    Profile.objects.create(user=people["outsider"], team=other)
+    Profile.objects.create(user=people["lone_boss"], role=Role.MANAGER)  # a manager of no team
+    jobs = [
+        make_job(people["member"], team=team),
+        make_job(people["boss"], team=team),
+        make_job(people["boss"]),  # made before the boss joined the team
+        make_job(people["outsider"], team=other),
+        make_job(people["loner"]),
+        make_job(people["lone_boss"]),
+    ]
+    ids = [job.pk for job in jobs]
+    for name, person in people.items():
+        listed = set(Job.objects.visible_to(person).filter(pk__in=ids).values_list("pk", flat=True))
+        by_id = set(Job.objects.visible_by_id_to(person).filter(pk__in=ids).values_list("pk", flat=True))
+        assert by_id == listed, name
+    boss_sees = Job.objects.visible_by_id_to(people["boss"]).filter(pk__in=ids)
+    assert set(boss_sees) == {jobs[0], jobs[1]}
+    assert set(Job.objects.visible_by_id_to(people["lone_boss"]).filter(pk__in=ids)) == {jobs[5]}
+
+
+def test_the_health_check_answers_anyone_and_reads_no_database(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200 and response.content == b"ok\n"
+    assert response["Cache-Control"] == "no-store"
+    assert client.post("/healthz").status_code == 405
+
+
+def test_a_monitor_may_check_health_over_plain_http_while_pages_redirect(client, settings, db):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 301
 
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
