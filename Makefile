@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-postgres bench lint audit browser-deps
+.PHONY: run test test-postgres bench bench-deps lint audit browser-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ test: $(VENV)/.dev-installed browser-deps
 ## test-postgres: the whole suite against a throwaway PostgreSQL server (installed if missing)
 test-postgres: $(VENV)/.dev-installed browser-deps
 	scripts/with-postgres $(PY) -m pytest
+
+## bench: measure this machine and write docs/benchmarks.md (not part of make test; about 5 minutes)
+bench: $(VENV)/.dev-installed browser-deps bench-deps
+	scripts/with-postgres $(PY) scripts/bench/run.py
+
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "Installing Debian's wrk for the load tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
 
 ## lint: ruff, configured in pyproject.toml
 lint: $(VENV)/.dev-installed

@@ -6,12 +6,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs import spend
-from jobs.models import Profile, Role, Status, Team
+from jobs.models import Job, Profile, Role, Status, Team
 
 from .helpers import make_job, make_user
 
@@ -264,3 +267,29 @@ def test_the_dashboard_costs_the_same_queries_for_one_job_or_many(client, cast, 
 def test_outsiders_need_to_sign_in(client, db):
     assert client.get(SPEND).status_code == 302
     assert client.get(EXPORT).status_code == 302
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the one-pass report is PostgreSQL's: run `make test-postgres`"
+)
+def test_the_one_pass_report_says_exactly_what_the_grouped_queries_say(db):
+    call_command("generate_jobs", jobs=800, teams=2, people=10, days=60, seed=3, stdout=io.StringIO())
+    manager = get_user_model().objects.get(username="gen-mgr-01")
+    for key in ("this_month", "last_month", "90d"):
+        period = spend.period_for(key, timezone.localdate(), ZoneInfo("America/New_York"))
+        for scope in (spend.scope_for(manager), spend.Scope(Job.objects.all(), "Every team", None, True)):
+            jobs = scope.jobs.in_period(period.start, period.end)
+            fast, fast_days = spend._one_pass(jobs, period)
+            plain, plain_days = spend._per_breakdown(jobs, period)
+            assert fast.jobs > 0 or key == "this_month"
+            assert (fast.total, fast.jobs, fast.charged_jobs, fast.videos) == (
+                plain.total,
+                plain.jobs,
+                plain.charged_jobs,
+                plain.videos,
+            )
+            assert {day: (row["spend"], row["count"]) for day, row in fast_days.items()} == {
+                day: (row["spend"], row["count"]) for day, row in plain_days.items()
+            }
+            for name, _ in spend.BREAKDOWNS:
+                assert getattr(fast, name) == getattr(plain, name), (key, name)
