@@ -18,10 +18,13 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-## run: set up and serve the studio on http://127.0.0.1:8000 (sandbox mode without an API key)
+## run: set up and serve the studio on http://127.0.0.1:8000, or HOST= PORT= (sandbox mode without an API key)
+# Both processes learn the address served here, so with no PUBLIC_BASE_URL or SANDBOX_API_URL
+# set the studio calls its own sandbox and webhooks, not whatever runs on port 8000. Only the
+# address is exported: an explicit URL in .env must still win (.env never overrides the environment).
+run: export STUDIO_ADDRESS = $(HOST):$(PORT)
 run: $(VENV)/.runtime-installed
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
 	$(PY) manage.py create_demo_user
 	@echo "Kling Studio is starting on http://$(HOST):$(PORT)/ — sign in with the demo account above."
 	@# The sync worker runs beside the web server and stops with it.

@@ -5,7 +5,11 @@ from django.contrib import admin, messages
 from django.db import models
 
 from . import pricing, webhooks
-from .models import Job, Profile, Team, WebhookDelivery
+from .accounts import StudioAdminAuthenticationForm
+from .models import Job, Profile, Status, Team, WebhookDelivery, WebhookTally
+
+# The admin's sign-in says so when sign-in is paused (the count itself is in the backend).
+admin.site.login_form = StudioAdminAuthenticationForm
 
 
 class BudgetInDollars(forms.ModelForm):
@@ -83,6 +87,22 @@ class ProfileAdmin(admin.ModelAdmin):
         return pricing.format_dollars(profile.monthly_budget_micro_cents)
 
 
+class NeedsDecisionFilter(admin.SimpleListFilter):
+    """Lost submits the sync worker could not match with certainty: staff set the
+    PixelByte job id (or mark the job not sent) by hand."""
+
+    title = "needs a decision"
+    parameter_name = "decision"
+
+    def lookups(self, request, model_admin):
+        return [("needed", "Outcome unknown, needs a decision")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "needed":
+            return queryset.filter(status=Status.UNKNOWN, error_code="NEEDS_DECISION")
+        return queryset
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
@@ -97,7 +117,7 @@ class JobAdmin(admin.ModelAdmin):
         "charged_micro_cents",
         "created_at",
     ]
-    list_filter = ["status", "team", "quality", "duration", "aspect_ratio"]
+    list_filter = [NeedsDecisionFilter, "status", "team", "quality", "duration", "aspect_ratio"]
     search_fields = ["prompt", "remote_id", "request_id", "owner__username", "project"]
     list_select_related = ["owner", "team"]
     date_hierarchy = "created_at"
@@ -108,7 +128,8 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    """Every callback, so a missing or refused one can be seen and explained."""
+    """Every callback for one of our jobs, and a sample of refused ones, so a missing or
+    refused one can be seen and explained (all refused ones are counted under tallies)."""
 
     list_display = [
         "received_at",
@@ -150,3 +171,25 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 f"{skipped} delivery(ies) skipped: only verified deliveries for a known job can be re-applied.",
                 messages.WARNING,
             )
+
+
+@admin.register(WebhookTally)
+class WebhookTallyAdmin(admin.ModelAdmin):
+    """Requests refused before they reached a job, counted per minute: the traffic the
+    delivery log only samples. Read-only; the sync worker forgets them after a week."""
+
+    list_display = ["minute", "verdict", "count"]
+    list_filter = ["verdict"]
+    date_hierarchy = "minute"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -49,3 +49,16 @@ def check_webhook_settings(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register()
+def check_retention(app_configs, **kwargs):
+    if settings.WEBHOOK_LOG_DAYS < 1:
+        return [
+            Error(
+                "WEBHOOK_LOG_DAYS must be at least 1: the sync worker would empty the webhook log on every pass.",
+                hint="Leave it unset for the default of 90 days.",
+                id="jobs.E004",
+            )
+        ]
+    return []

@@ -40,18 +40,6 @@ class UserTimezoneMiddleware:
             timezone.deactivate()
 
 
-class ContentSecurityPolicyMiddleware:
-    """Adds the Content-Security-Policy header (Django 5.2 has none of its own)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        return response
-
-
 class DatabaseBusyMiddleware:
     """A database too busy to answer (SQLite's "database is locked" after its wait)
     gets a page asking to try again, not a 500."""

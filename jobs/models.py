@@ -346,6 +346,14 @@ class Job(models.Model):
         now = now or timezone.now()
         return (now - self.submitted_at).total_seconds() > self.expected_seconds()
 
+    def is_send_overdue(self, now=None):
+        """Still sending after the submit deadline: the process that sent it gave no answer,
+        so the sync worker is finding out from PixelByte whether the job was created."""
+        if self.status != Status.SUBMITTING:
+            return False
+        now = now or timezone.now()
+        return (now - self.created_at).total_seconds() > settings.PIXELBYTE_SUBMIT_DEADLINE
+
     def is_stuck(self, now=None):
         """Still in flight after three times its expected duration."""
         if not self.in_flight or self.submitted_at is None:
@@ -367,10 +375,18 @@ class Verdict(models.TextChoices):
     BAD_TOKEN = "bad_token", "Refused: unknown URL token"
     MALFORMED = "malformed", "Refused: not JSON"
     TOO_LARGE = "too_large", "Refused: too large"
+    JOB_MISMATCH = "job_mismatch", "Refused: does not name this job"
+
+
+# Refused before the request is tied to a job: anyone can send these, so they are
+# counted (``WebhookTally``) and only a bounded sample is kept as deliveries.
+ANONYMOUS_VERDICTS = (Verdict.BAD_SIGNATURE, Verdict.BAD_TIMESTAMP, Verdict.BAD_TOKEN, Verdict.TOO_LARGE)
+# Verdicts whose body may not be applied to the delivery's job (refused, or about another job).
+NOT_APPLICABLE_VERDICTS = (*ANONYMOUS_VERDICTS, Verdict.MALFORMED, Verdict.JOB_MISMATCH, Verdict.UNKNOWN_JOB)
 
 
 class WebhookDelivery(models.Model):
-    """Every callback that reached the receiver, kept to explain what happened."""
+    """A callback for one of our jobs, or a sample of refused ones, kept to explain what happened."""
 
     received_at = models.DateTimeField(default=timezone.now)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
@@ -392,8 +408,10 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"
         ordering = ["-received_at", "-id"]
         indexes = [
-            # Admin list and a job's deliveries, newest first.
+            # Admin list and a job's deliveries, newest first; retention of job deliveries.
             models.Index(fields=["-received_at"], name="delivery_received"),
+            # The receiver's count of refused samples in the last hour; their retention.
+            models.Index(fields=["verdict", "received_at"], name="delivery_verdict_received"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(verdict__in=Verdict.values), name="delivery_verdict_allowed"),
@@ -404,16 +422,50 @@ class WebhookDelivery(models.Model):
 
     @property
     def trusted(self):
-        """Verified (or token-matched without a secret) and readable: safe to re-apply."""
+        """Verified (or token-matched without a secret), readable and about its own job: safe to re-apply."""
         return (
             self.job_id is not None
             and self.signature_valid is not False
-            and self.verdict
-            not in (
-                Verdict.MALFORMED,
-                Verdict.TOO_LARGE,
-                Verdict.BAD_SIGNATURE,
-                Verdict.BAD_TIMESTAMP,
-                Verdict.BAD_TOKEN,
-            )
+            and self.verdict not in NOT_APPLICABLE_VERDICTS
         )
+
+
+class SignInThrottle(models.Model):
+    """Passwords tried for one (normalised user name, client address) in the current window.
+
+    A row is reserved (its count raised under the lock) before a password is checked,
+    so concurrent guesses cannot all slip in before the count catches up."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="sha256 of the name and the address.")
+    failures = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(help_text="When this count is forgotten.")
+
+    class Meta:
+        indexes = [
+            # Retention: forget expired counts.
+            models.Index(fields=["expires_at"], name="signin_throttle_expiry"),
+        ]
+
+    def __str__(self):
+        return f"{self.failures} attempt(s) until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class WebhookTally(models.Model):
+    """How many webhook requests were refused, per minute and verdict, before they could
+    be tied to a job: a flood adds one row a minute, not one a request."""
+
+    minute = models.DateTimeField(help_text="The minute (UTC) the requests arrived in.")
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "webhook tallies"
+        ordering = ["-minute", "verdict"]
+        constraints = [
+            # One counter per minute and verdict; its index also serves the admin list and retention.
+            models.UniqueConstraint(fields=["minute", "verdict"], name="tally_minute_verdict_unique"),
+            models.CheckConstraint(condition=Q(verdict__in=Verdict.values), name="tally_verdict_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.count} × {self.get_verdict_display()} at {self.minute:%Y-%m-%d %H:%M}"

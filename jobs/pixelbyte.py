@@ -1,10 +1,16 @@
 """The one door to the PixelByte API.
 
-Every call has explicit connect and read timeouts. Responses are accepted flat or
-wrapped in ``{success, data, requestId}``. Failures become typed errors whose
-``message`` a person can act on; the ``transient`` flag separates what may
-succeed later from what will not. The API key is sent in a header and never
-appears in a message, a log line or a ``repr``.
+Every call has explicit connect and read timeouts and a wall-clock deadline on the
+whole exchange (a read timeout alone restarts with every byte, so an answer that
+trickles in could hold a person for minutes): a submit must be over within
+``submit_deadline``, retries included; every other call, each attempt on its own,
+within its connect plus read timeout. Answers are read up to ``MAX_ANSWER_BYTES``.
+
+Responses are accepted flat or wrapped in ``{success, data, requestId}``. Failures
+become typed errors whose ``message`` a person can act on; the ``transient`` flag
+separates what may succeed later from what will not. The API key lives only in the
+session's headers (never in a local variable of a call, so no error report shows
+it) and never appears in a message, a log line or a ``repr``.
 
 A submission costs money and the API has no idempotency key, so ``submit`` only
 retries when the request provably never reached the server (connection refused,
@@ -12,8 +18,10 @@ name not resolved, connect timeout). Reads (status, list) retry transient
 failures with capped exponential backoff.
 """
 
+import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,9 @@ SUBMIT_CONNECT_RETRIES = 2
 READ_ATTEMPTS = 3
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
+# No answer of the API comes near this; a larger one is not read to the end.
+MAX_ANSWER_BYTES = 2**20
+CHUNK_BYTES = 16 * 1024
 
 
 class ApiError(Exception):
@@ -167,6 +179,20 @@ class Cancelled:
     refunded_micro_cents: int
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When an exchange with the API must be over (a ``time.monotonic`` value), and the
+    seconds it was given, for the message."""
+
+    at: float
+    seconds: float
+
+    def missed(self):
+        return NoAnswer(
+            f"PixelByte did not finish answering within {self.seconds:g} seconds; the outcome is unknown."
+        )
+
+
 def parse_time(value):
     """An aware UTC datetime from ISO 8601 (with or without milliseconds, ``Z`` or an
     offset; a time without a zone is taken as UTC); None if absent, bad or out of range."""
@@ -207,12 +233,51 @@ def unwrap(body):
     return body
 
 
+# Ids are opaque, but the studio must store them exactly (Job.remote_id and request_id
+# hold 128 characters) and put them in URLs, log lines and pages: so 1 to 128 printable
+# ASCII characters, without spaces or control characters.
+STORABLE_ID = re.compile(r"[!-~]{1,128}")
+
+
+def storable_id(value):
+    """``value`` if it is an id the studio can store exactly, else ""."""
+    if isinstance(value, str) and len(value) <= 128 and STORABLE_ID.fullmatch(value):
+        return value
+    return ""
+
+
+def _glimpse(value):
+    return f"{value[:40]!r} ({len(value)} characters)" if isinstance(value, str) else type(value).__name__
+
+
+def kept_request_id(value):
+    """A request id the studio can store, else "": one that cannot be kept exactly is
+    dropped (and logged), not truncated; it only helps support, so it never fails a call."""
+    if not value:
+        return ""
+    kept = storable_id(value)
+    if not kept:
+        log.warning("PixelByte sent a request id the studio cannot store, dropped: %s", _glimpse(value))
+    return kept
+
+
 def request_id_of(body):
     if not isinstance(body, dict):
         return ""
     payload = unwrap(body)
     rid = body.get("requestId") or (payload.get("requestId") if isinstance(payload, dict) else "")
-    return rid if isinstance(rid, str) else ""
+    return kept_request_id(rid)
+
+
+def parse_json(raw):
+    """The JSON document in ``raw`` bytes, or None when there is none or it cannot be read
+    (nesting deep enough to exhaust the parser's recursion counts as unreadable)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def error_of(body):
@@ -243,7 +308,7 @@ def parse_retry_after(value):
 
 def text(value, limit=2000):
     """A string field from an answer: stringified, without NUL characters, bounded."""
-    if value is None:
+    if value is None or isinstance(value, (dict, list)):
         return ""
     return str(value).replace("\x00", "")[:limit]
 
@@ -276,7 +341,8 @@ def remote_job_from(payload):
     error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
     progress = payload.get("progress")
     return RemoteJob(
-        job_id=text(payload.get("jobId") or payload.get("job_id") or payload.get("id"), 128),
+        # An id that cannot be stored exactly is no id: it is never adopted nor stored.
+        job_id=storable_id(payload.get("jobId") or payload.get("job_id") or payload.get("id")),
         status=text(payload.get("status"), 32),
         progress=progress if isinstance(progress, int) and not isinstance(progress, bool) else None,
         output_url=web_url(first.get("url") or output_url),
@@ -287,7 +353,7 @@ def remote_job_from(payload):
         error_message=text(error.get("message")),
         created_at=parse_time(payload.get("createdAt")),
         completed_at=parse_time(payload.get("completedAt")),
-        request_id=text(payload.get("requestId"), 128),
+        request_id=kept_request_id(payload.get("requestId")),
         model=text(payload.get("model"), 200),
     )
 
@@ -308,7 +374,6 @@ class Client:
         clock=time.monotonic,
     ):
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
         self.submit_deadline = submit_deadline
         self._sleep = sleep
@@ -317,6 +382,7 @@ class Client:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
+        self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def __repr__(self):
         return f"<pixelbyte.Client {self.base_url}>"
@@ -337,12 +403,7 @@ class Client:
         if webhook_url:
             body["webhookUrl"] = webhook_url
         payload, request_id = self._submit_with_connect_retries(body)
-        job_id = payload.get("jobId") or payload.get("job_id") or payload.get("id")
-        if not isinstance(job_id, str) or not job_id:
-            raise BadResponse(
-                "PixelByte accepted the request but its answer had no job id; the outcome is unknown.",
-                request_id=request_id,
-            )
+        job_id = _submitted_job_id(payload, request_id)
         return Submitted(
             job_id=job_id,
             request_id=request_id,
@@ -375,24 +436,27 @@ class Client:
         )
 
     def cancel(self, job_id):
-        payload, _ = self._call("POST", f"/v1/jobs/{quote(job_id, safe='')}/cancel")
+        path = f"/v1/jobs/{quote(job_id, safe='')}/cancel"
+        payload, _ = self._call("POST", path, self._deadline(sum(self.timeout)))
         return Cancelled(
-            job_id=str(payload.get("jobId") or job_id),
+            job_id=storable_id(payload.get("jobId")) or job_id,
             status=str(payload.get("status") or "cancelled"),
             refunded_micro_cents=to_micro_cents(payload.get("refundedMicroCents")) or 0,
         )
 
     # --- transport ---------------------------------------------------------
 
+    def _deadline(self, seconds):
+        return Deadline(self._clock() + seconds, seconds)
+
     def _submit_with_connect_retries(self, body):
-        started = self._clock()
+        deadline = self._deadline(self.submit_deadline)
         for attempt in range(SUBMIT_CONNECT_RETRIES + 1):
             try:
-                return self._call("POST", "/v1/jobs/submit", json=body)
+                return self._call("POST", "/v1/jobs/submit", deadline, json=body)
             except NotSent:
                 delay = self._backoff(attempt + 1)
-                elapsed = self._clock() - started
-                budget_left = self.submit_deadline - elapsed - delay - sum(self.timeout)
+                budget_left = deadline.at - self._clock() - delay - sum(self.timeout)
                 if attempt == SUBMIT_CONNECT_RETRIES or budget_left < 0:
                     raise
                 self._sleep(delay)
@@ -400,7 +464,8 @@ class Client:
     def _read(self, method, path, **kwargs):
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                return self._call(method, path, **kwargs)
+                # Each attempt has its own deadline: connect plus read timeout, start to end.
+                return self._call(method, path, self._deadline(sum(self.timeout)), **kwargs)
             except (NotSent, NoAnswer, ServerError):
                 if attempt == READ_ATTEMPTS:
                     raise
@@ -411,17 +476,30 @@ class Client:
         ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
         return ceiling / 2 + self._rand() * ceiling / 2
 
-    def _call(self, method, path, **kwargs):
-        url = self.base_url + path
-        headers = {"Authorization": f"Bearer {self._api_key}"}
+    def _call(self, method, path, deadline, **kwargs):
+        response = self._send(method, path, deadline, **kwargs)
+        with response:
+            raw = self._receive(response, deadline)
+        return self._interpret(response, raw)
+
+    def _timed_out(self, wait, deadline):
+        """The error for a wait that ran out: the deadline's when that was the shorter bound."""
+        if wait < self.timeout[1]:
+            return deadline.missed()
+        return NoAnswer(f"PixelByte did not answer within {wait:g} seconds; the outcome is unknown.")
+
+    def _send(self, method, path, deadline, **kwargs):
+        """Send the request and wait for the answer's headers (the body is read after)."""
+        left = max(deadline.at - self._clock(), 0.001)
+        connect_timeout, read_timeout = min(self.timeout[0], left), min(self.timeout[1], left)
         try:
-            response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            return self.session.request(
+                method, self.base_url + path, timeout=(connect_timeout, read_timeout), stream=True, **kwargs
+            )
         except requests.exceptions.ConnectTimeout:
             raise NotSent("PixelByte did not accept the connection in time; nothing was sent.") from None
         except requests.exceptions.ReadTimeout:
-            raise NoAnswer(
-                f"PixelByte did not answer within {self.timeout[1]:g} seconds; the outcome is unknown."
-            ) from None
+            raise self._timed_out(read_timeout, deadline) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             raise BadResponse("PixelByte's answer was cut off; the outcome is unknown.") from None
         except requests.exceptions.ConnectionError as exc:
@@ -434,16 +512,44 @@ class Client:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise NotSent(f"The request to PixelByte could not be made ({type(exc).__name__}).") from None
-        return self._interpret(response)
 
-    def _interpret(self, response):
+    def _receive(self, response, deadline):
+        """The answer's body, read chunk by chunk until the deadline; None when it is larger
+        than MAX_ANSWER_BYTES (the rest is not read)."""
+        chunks, size = [], 0
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        request_id = request_id_of(body) or response.headers.get("X-Request-Id", "")
+            while chunk := self._next_chunk(response, deadline):
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    return None
+                chunks.append(chunk)
+        except urllib3.exceptions.HTTPError:
+            raise BadResponse("PixelByte's answer was cut off; the outcome is unknown.") from None
+        return b"".join(chunks)
+
+    def _next_chunk(self, response, deadline):
+        # Each socket read waits at most until the deadline, so a stalled answer cannot overrun it.
+        wait = min(self.timeout[1], deadline.at - self._clock())
+        if wait <= 0:
+            raise deadline.missed()
+        _limit_wait(response, wait)
+        try:
+            return response.raw.read1(CHUNK_BYTES, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise self._timed_out(wait, deadline) from None
+
+    def _interpret(self, response, raw):
+        body = parse_json(raw)
+        request_id = request_id_of(body) or kept_request_id(response.headers.get("X-Request-Id", ""))
         status = response.status_code
         if 200 <= status < 300:
+            if raw is None:
+                raise BadResponse(
+                    f"PixelByte's answer was too large to read (over {MAX_ANSWER_BYTES // 2**20} MiB); "
+                    "the outcome is unknown.",
+                    http_status=status,
+                    request_id=request_id,
+                )
             payload = unwrap(body)
             if not isinstance(payload, dict):
                 raise BadResponse(
@@ -458,6 +564,7 @@ class Client:
             ):
                 raise self._error(status, body, request_id, response)
             return payload, request_id
+        # An error answer's body only refines the message; an unreadable one counts as none.
         raise self._error(status, body, request_id, response)
 
     def _error(self, status, body, request_id, response):
@@ -485,6 +592,33 @@ class Client:
         return Rejected(message or _fallback_message(status, detail), **kwargs)
 
 
+def _submitted_job_id(payload, request_id):
+    """The job id of a submit answer; PixelByte took the job (and charged for it) even
+    when the id is missing or cannot be stored, so either is an unknown outcome."""
+    job_id = payload.get("jobId") or payload.get("job_id") or payload.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        raise BadResponse(
+            "PixelByte accepted the request but its answer had no job id; the outcome is unknown.",
+            request_id=request_id,
+        )
+    if not storable_id(job_id):
+        log.warning("PixelByte answered with a job id the studio cannot store: %s", _glimpse(job_id))
+        raise BadResponse(
+            "PixelByte accepted the request but answered with a job id the studio cannot store "
+            "(over 128 characters, or characters other than printable ASCII); the outcome is unknown.",
+            code="UNSTORABLE_JOB_ID",
+            request_id=request_id,
+        )
+    return job_id
+
+
+def _limit_wait(response, seconds):
+    """Bound the next socket read of ``response`` to ``seconds``."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def _reached_server(exc):
     """Whether a ``ConnectionError`` happened after the request was written."""
     text = repr(exc)
@@ -507,7 +641,7 @@ def client_from_settings():
     if settings.PIXELBYTE_API_KEY:
         base_url, key = settings.PIXELBYTE_API_URL, settings.PIXELBYTE_API_KEY
     else:
-        base_url, key = settings.SANDBOX_API_URL, "sandbox"
+        base_url, key = settings.SANDBOX_API_URL, settings.SANDBOX_API_KEY
     return Client(
         base_url,
         key,

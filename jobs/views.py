@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -179,7 +180,7 @@ STATUS_FIELDS = (
 MAX_STATUS_IDS = 100
 
 
-def status_payload(job, now):
+def status_payload(job, now, request):
     return {
         "id": job.pk,
         "status": job.status,
@@ -195,6 +196,8 @@ def status_payload(job, now):
         "poster": job.poster_url or None,
         "error": job.error_message or None,
         "errorCode": job.error_code or None,
+        # The note under the status, rendered by the same template as the page.
+        "note": render_to_string("jobs/_note_body.html", {"job": job, "request": request}).strip(),
     }
 
 
@@ -205,13 +208,15 @@ def job_statuses(request):
     ids = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 18]
     jobs = Job.objects.visible_by_id_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
     now = timezone.now()
-    return JsonResponse({"jobs": [status_payload(job, now) for job in jobs], "serverTime": now.isoformat()})
+    return JsonResponse(
+        {"jobs": [status_payload(job, now, request) for job in jobs], "serverTime": now.isoformat()}
+    )
 
 
 @require_GET
 def job_status(request, job_id):
     job = get_object_or_404(Job.objects.visible_by_id_to(request.user).only(*STATUS_FIELDS), pk=job_id)
-    return JsonResponse(status_payload(job, timezone.now()))
+    return JsonResponse(status_payload(job, timezone.now(), request))
 
 
 # --- webhooks --------------------------------------------------------------------------

@@ -9,7 +9,10 @@ SQLite in the project folder and the built-in PixelByte sandbox.
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from sandbox.engine import api_key_for as sandbox_api_key_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,8 +50,23 @@ if not DEBUG and (
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
+
+def local_url(address):
+    """The http:// URL of ``host:port``. A server on every interface is reached on
+    loopback, a host the default ALLOWED_HOSTS answers to."""
+    host, sep, port = address.rpartition(":")
+    if not (sep and host and port.isdigit()):
+        raise ImproperlyConfigured(f"STUDIO_ADDRESS must be host:port, not {address!r}.")
+    if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 (compared, not bound)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+# The address this studio serves on (`make run` sets it from HOST and PORT), so that with
+# no explicit URLs below it sends sandbox calls and webhooks to itself, not to port 8000.
+studio_url = local_url(env.str("STUDIO_ADDRESS", default="") or "127.0.0.1:8000")
 # The public address of this studio, used to build webhook URLs for the API.
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=studio_url).rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if PUBLIC_BASE_URL.startswith("https://"):
     CSRF_TRUSTED_ORIGINS.append(PUBLIC_BASE_URL)
@@ -60,12 +78,25 @@ PIXELBYTE_API_URL = env.str("PIXELBYTE_API_URL", default="https://api.muvi.video
 PIXELBYTE_WEBHOOK_SECRET = env.str("PIXELBYTE_WEBHOOK_SECRET", default="")
 # A webhook signed more than this many seconds before or after our clock is refused.
 PIXELBYTE_WEBHOOK_TOLERANCE = env.int("PIXELBYTE_WEBHOOK_TOLERANCE", default=300)
-SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
+# Days the webhook log keeps deliveries for our jobs (see sync_jobs.prune_deliveries).
+WEBHOOK_LOG_DAYS = env.int("WEBHOOK_LOG_DAYS", default=90)
+SANDBOX_API_URL = env.str("SANDBOX_API_URL", default=studio_url + "/sandbox").rstrip("/")
+# The bearer key the studio sends its own sandbox, which refuses any other. Derived, not
+# configured: the web server and the sync worker compute the same one, and nobody without
+# SECRET_KEY can (the development default is public: set SECRET_KEY on a shared machine).
+# Never shown or logged.
+SANDBOX_API_KEY = sandbox_api_key_for(SECRET_KEY)
 # Seconds a sandbox job spends pending, then processing.
 SANDBOX_PENDING_SECONDS = env.float("SANDBOX_PENDING_SECONDS", default=2.0)
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
 # Seconds the sandbox waits before answering a submit (for measuring our own overhead).
 SANDBOX_SUBMIT_DELAY = env.float("SANDBOX_SUBMIT_DELAY", default=0.0)
+# The sandbox holds its jobs in memory: a finished one is forgotten this many seconds after
+# its webhook is done, and it never holds more than SANDBOX_MAX_JOBS at once.
+SANDBOX_KEEP_SECONDS = env.int("SANDBOX_KEEP_SECONDS", default=3600)
+SANDBOX_MAX_JOBS = env.int("SANDBOX_MAX_JOBS", default=1000)
+if SANDBOX_KEEP_SECONDS < 0 or SANDBOX_MAX_JOBS < 1:
+    raise ImproperlyConfigured("SANDBOX_KEEP_SECONDS must be 0 or more and SANDBOX_MAX_JOBS 1 or more.")
 
 # Outbound timeouts, in seconds. A submit answers the person within
 # PIXELBYTE_SUBMIT_DEADLINE whatever happens on the network.
@@ -95,7 +126,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "jobs.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,17 +168,28 @@ if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies append to X-Forwarded-For (the client is that many entries from the right).
 PROXY_COUNT = env.int("PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
-# Content-Security-Policy: scripts only from our own static files (no inline script).
-# Videos and their posters come from PixelByte's CDN over https.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-    "media-src 'self' https:; connect-src 'self'; font-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
+# Content-Security-Policy (django-csp): scripts only from our own static files (no
+# inline script). Videos and their posters come from PixelByte's CDN over https.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "https:", "data:"],
+        "media-src": [SELF, "https:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Sign-in throttling ------------------------------------------------------
-# After this many wrong passwords for one user name from one address, sign-in is
-# refused for LOGIN_LOCKOUT_SECONDS, even with the right password.
+# After this many passwords tried without success for one user name (as Django
+# normalises it) from one address, sign-in is refused for LOGIN_LOCKOUT_SECONDS,
+# even with the right password.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
@@ -185,9 +227,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # The job indexes carry INCLUDE columns so PostgreSQL answers spend sums from the
+    # index alone; SQLite builds the same indexes without them, which is all it needs.
+    SILENCED_SYSTEM_CHECKS.append("models.W040")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Every sign-in (the studio's page, the admin's) is counted by this backend before a
+# password is checked (see jobs.accounts).
+AUTHENTICATION_BACKENDS = ["jobs.accounts.ThrottledModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -222,7 +271,7 @@ STORAGES = {
 }
 
 # In the database, so a pause PixelByte asks for (429) holds for every web
-# process and worker alike. Create the table with `manage.py createcachetable`.
+# process and worker alike. A migration creates its table, so `migrate` is enough.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -230,14 +279,59 @@ CACHES = {
     }
 }
 
+# Error reports (the debug page, the mail to ADMINS) never show a secret, in any mode.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "jobs.reporting.StudioExceptionReporterFilter"
+
+
+def admins_from_env():
+    """ADMINS from comma-separated ``Name <email>`` or plain addresses."""
+    admins = []
+    for entry in env.list("ADMINS", default=[]):
+        name, _, address = entry.strip().rpartition("<")
+        address = address.removesuffix(">").strip()
+        if "@" not in address or " " in address:
+            raise ImproperlyConfigured(f"ADMINS: {entry!r} is neither an email address nor Name <email>.")
+        admins.append((name.strip(), address))
+    return admins
+
+
+# Who is mailed the traceback of a production error; nobody when empty.
+ADMINS = admins_from_env()
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Everything ends at the root logger's console handler (stderr), in every mode: the
+# studio's own lines, warnings from libraries, and each unhandled error with its
+# traceback (django.request logs it at ERROR). Only runserver's access lines have a
+# handler of their own, so nothing is printed twice.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # runserver's access lines, as Django formats them.
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "include_html": False,
+        },
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "jobs": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": True},
-        "sandbox": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": True},
+        # Configured here so Django's default handlers on it (a console only while DEBUG is
+        # on, which would print errors a second time) are replaced.
+        "django": {"handlers": ["mail_admins"] if ADMINS else [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "jobs": {"level": LOG_LEVEL},
+        "sandbox": {"level": LOG_LEVEL},
     },
 }

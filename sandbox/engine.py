@@ -11,7 +11,8 @@ submit), and words in the prompt make the usual trouble happen on purpose:
     [balance]  the submit is refused with INSUFFICIENT_BALANCE
     [busy]     the submit is refused with 429 CONCURRENT_JOBS_EXCEEDED, Retry-After: 5
 
-State lives in this process only, so serve the sandbox from one process.
+State lives in this process only, so serve the sandbox from one process. It is
+bounded: finished jobs are forgotten after a while and the number held is capped.
 """
 
 import base64
@@ -20,9 +21,11 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -41,6 +44,11 @@ SEED_MAX = 2**32 - 1
 # PixelByte's documented webhook retry delays, in seconds.
 WEBHOOK_RETRY_DELAYS = (1, 4, 16, 64, 256)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Where the studio receives webhooks (below its PUBLIC_BASE_URL), and the shape of the
+# per-job token after it: nothing else is ever called back.
+STUDIO_WEBHOOK_PATH = "/webhooks/pixelbyte/"
+WEBHOOK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}/")
+FINISHED = ("completed", "failed", "cancelled")
 
 
 class ApiFailure(Exception):
@@ -50,6 +58,11 @@ class ApiFailure(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+def api_key_for(secret_key):
+    """The bearer key the studio sends its own sandbox, derived from its SECRET_KEY."""
+    return "sbx_" + hmac.new(secret_key.encode(), b"kling-studio sandbox key", hashlib.sha256).hexdigest()
 
 
 def price(quality, duration):
@@ -103,7 +116,7 @@ class SandboxJob:
 
     def view(self, now):
         status = self.status(now)
-        done = status in ("completed", "failed", "cancelled")
+        done = status in FINISHED
         outputs = None
         if status == "completed":
             outputs = [
@@ -127,6 +140,11 @@ class SandboxJob:
             "completedAt": iso(self.finished_at()) if done else None,
         }
 
+    def forgettable(self, now, keep_s):
+        """Finished, its webhook (if any) settled, and kept ``keep_s`` seconds since."""
+        settled = not self.webhook_url or self.webhook_done
+        return self.status(now) in FINISHED and settled and self.finished_at() + keep_s <= now
+
     def webhook_payload(self, now):
         view = self.view(now)
         payload = {
@@ -148,7 +166,8 @@ class Sandbox:
         self.jobs = {}
         self.lock = threading.Lock()
         self.submit_count = 0
-        self.webhook_log = []  # (url, status or error) of every delivery attempt
+        # (job id, url, status or error) of the latest delivery attempts
+        self.webhook_log = deque(maxlen=1000)
         self._deliverer = None
 
     def reset(self):
@@ -159,7 +178,18 @@ class Sandbox:
 
     # --- endpoints ---------------------------------------------------------
 
-    def submit(self, body, *, media_base, pending_s, processing_s, webhook_secret="", callback_origin=""):
+    def submit(
+        self,
+        body,
+        *,
+        media_base,
+        pending_s,
+        processing_s,
+        webhook_secret="",
+        callback_origin="",
+        keep_s=3600,
+        max_jobs=1000,
+    ):
         with self.lock:
             self.submit_count += 1
         if not isinstance(body, dict):
@@ -195,6 +225,7 @@ class Sandbox:
         )
         job.webhook_next = job.finished_at()
         with self.lock:
+            self._make_room(now, keep_s, max_jobs)
             self.jobs[job.job_id] = job
         if webhook_url:
             self._ensure_deliverer()
@@ -245,6 +276,29 @@ class Sandbox:
             job.webhook_done = True  # the API documents webhooks for completion and failure only
         return {"jobId": job.job_id, "status": "cancelled", "refundedMicroCents": job.cost}
 
+    def _make_room(self, now, keep_s, max_jobs):
+        """Forget old finished jobs, then the oldest finished ones while at the cap.
+
+        Called with the lock held. Unfinished jobs are never dropped (the studio is
+        still waiting for them), so with only those at the cap the submit is refused.
+        """
+        for job_id in [j.job_id for j in self.jobs.values() if j.forgettable(now, keep_s)]:
+            del self.jobs[job_id]
+        if len(self.jobs) < max_jobs:
+            return
+        finished = sorted(
+            (j for j in self.jobs.values() if j.status(now) in FINISHED), key=lambda j: j.finished_at()
+        )
+        for job in finished[: len(self.jobs) - max_jobs + 1]:
+            del self.jobs[job.job_id]
+        if len(self.jobs) >= max_jobs:
+            raise ApiFailure(
+                429,
+                "CONCURRENT_JOBS_EXCEEDED",
+                "Maximum number of concurrent jobs for your plan reached.",
+                headers={"Retry-After": "5"},
+            )
+
     def _job(self, job_id):
         with self.lock:
             job = self.jobs.get(job_id)
@@ -294,7 +348,10 @@ class Sandbox:
             "X-PixelByte-Signature": sign(job.webhook_secret, timestamp, body),
         }
         try:
-            response = requests.post(job.webhook_url, data=body, headers=headers, timeout=(3, 10))
+            # No redirects: the sandbox calls the URL it checked at submit and nothing else.
+            response = requests.post(
+                job.webhook_url, data=body, headers=headers, timeout=(3, 10), allow_redirects=False
+            )
             outcome = response.status_code
             ok = 200 <= response.status_code < 300
         except requests.RequestException as exc:
@@ -338,22 +395,42 @@ def validate_input(data):
 def validate_webhook_url(url, callback_origin=""):
     """https only, as the API requires; plain http is let through for loopback in the sandbox.
 
-    The sandbox only ever calls back the studio that serves it (``callback_origin``)
-    or loopback, so it cannot be used to send requests elsewhere.
+    The sandbox only ever calls back the webhook path of the studio that serves it
+    (``callback_origin`` is its PUBLIC_BASE_URL): anything else would let whoever can
+    submit make the studio send requests to any port or page it can reach.
     """
     if url in (None, ""):
         return ""
     if not isinstance(url, str) or len(url) > 2000:
         raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must be a URL.")
-    parts = urlsplit(url)
+    try:
+        parts, studio = urlsplit(url), urlsplit(callback_origin)
+    except ValueError:
+        raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must be a URL.") from None
     if parts.scheme not in ("https", "http") or (
         parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS
     ):
         raise ApiFailure(400, "INVALID_INPUT", "webhookUrl must use the https scheme.")
-    own = callback_origin and url.startswith(callback_origin.rstrip("/") + "/")
-    if not own and parts.hostname not in LOOPBACK_HOSTS:
-        raise ApiFailure(400, "INVALID_INPUT", "The sandbox only calls back the studio that serves it.")
+    if not is_studio_webhook(parts, studio):
+        raise ApiFailure(400, "INVALID_INPUT", "The sandbox only calls back the studio's webhook URLs.")
     return url
+
+
+def is_studio_webhook(parts, studio):
+    """Same scheme and host:port as the studio, and one token under its webhook path.
+
+    The token's shape rules out dot segments and escapes that an HTTP client would
+    resolve to another path; a query or fragment is never part of what the studio issues.
+    """
+    prefix = studio.path.rstrip("/") + STUDIO_WEBHOOK_PATH
+    return bool(
+        studio.scheme
+        and (parts.scheme, parts.netloc.lower()) == (studio.scheme, studio.netloc.lower())
+        and parts.path.startswith(prefix)
+        and WEBHOOK_TOKEN.fullmatch(parts.path.removeprefix(prefix))
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def encode_cursor(job):

@@ -1,10 +1,13 @@
 """The sandbox's HTTP face: PixelByte's paths, envelopes and error bodies.
 
-Only on while the studio has no real API key. Submit and list answer flat,
-status answers wrapped in ``{success, data, requestId}``: the contract says both
-shapes occur, so the studio meets both every day.
+Only on while the studio has no real API key, and only for the studio itself: it
+answers a request only with the key every studio process derives from SECRET_KEY
+(settings.SANDBOX_API_KEY). Submit and list answer flat, status answers wrapped in
+``{success, data, requestId}``: the contract says both shapes occur, so the studio
+meets both every day.
 """
 
+import hmac
 import json
 import secrets
 import time
@@ -27,15 +30,23 @@ def api_view(view):
     def wrapper(request, *args, **kwargs):
         if settings.PIXELBYTE_API_KEY:
             raise Http404("The sandbox is off while a real API key is configured.")
-        auth = request.headers.get("Authorization", "")
         try:
-            if not auth.startswith("Bearer ") or not auth[7:].strip():
-                raise ApiFailure(401, "UNAUTHORIZED", "No API key in the request.")
+            check_key(request)
             return JsonResponse(view(request, *args, **kwargs))
         except ApiFailure as exc:
             return failure(exc)
 
     return wrapper
+
+
+def check_key(request):
+    """Refuse any caller but the studio, without echoing what was sent."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not auth[7:].strip():
+        raise ApiFailure(401, "UNAUTHORIZED", "No API key in the request.")
+    sent = auth[7:].strip().encode()
+    if not hmac.compare_digest(sent, settings.SANDBOX_API_KEY.encode()):
+        raise ApiFailure(401, "INVALID_API_KEY", "The API key is not valid.")
 
 
 def failure(exc):
@@ -66,6 +77,8 @@ def submit(request):
         processing_s=settings.SANDBOX_PROCESSING_SECONDS,
         webhook_secret=settings.PIXELBYTE_WEBHOOK_SECRET,
         callback_origin=settings.PUBLIC_BASE_URL,
+        keep_s=settings.SANDBOX_KEEP_SECONDS,
+        max_jobs=settings.SANDBOX_MAX_JOBS,
     )
 
 

@@ -99,6 +99,7 @@ class Reply:
     hang: float = 0.0  # seconds to wait before answering
     close: bool = False  # drop the connection without answering
     truncate: bool = False  # announce more bytes than are sent
+    trickle: float = 0.0  # seconds between the bytes of the body, sent one at a time
 
 
 class FakeApi:
@@ -171,7 +172,12 @@ class FakeApi:
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(payload) + (100 if reply.truncate else 0)))
         handler.end_headers()
-        handler.wfile.write(payload)
+        if reply.trickle:
+            for i in range(len(payload)):
+                handler.wfile.write(payload[i : i + 1])
+                time.sleep(reply.trickle)
+        else:
+            handler.wfile.write(payload)
         if reply.truncate:
             handler.wfile.flush()
             handler.close_connection = True

@@ -30,7 +30,6 @@ def cookie_flags(morsel):
 def main():
     call_command("collectstatic", interactive=False, verbosity=0)
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     User = get_user_model()
     User.objects.filter(username="probe").delete()
     User.objects.create_user("probe", password="a long enough password 1")

@@ -59,6 +59,8 @@ FAULTS = {
     "no-job-id": (Reply(body={"status": "pending"}), Status.UNKNOWN, "no job id", 1),
     "dropped": (Reply(close=True), Status.UNKNOWN, "broke after the request was sent", 1),
     "unknown-status": (Reply(body={**SUBMITTED, "status": "queued-ish"}), Status.PENDING, "", 1),
+    "deeply-nested": (Reply(body="[" * 100_000), Status.UNKNOWN, "not JSON", 1),
+    "too-large": (Reply(body={**SUBMITTED, "x": "x" * 2**20}), Status.UNKNOWN, "too large", 1),
     "insufficient-balance": (
         Reply(status=402, body={"error": {"code": "INSUFFICIENT_BALANCE", "message": "x"}}),
         Status.REFUSED,
@@ -200,3 +202,36 @@ def test_a_job_id_already_in_use_is_kept_apart_not_a_500(client, owner, api):
     assert response.status_code == 200
     second = Job.objects.order_by("-pk").first()
     assert (second.status, second.error_code, second.remote_id) == (Status.UNKNOWN, "DUPLICATE_JOB_ID", None)
+
+
+@pytest.mark.parametrize("field", ["jobId", "requestId"])
+def test_long_ids_from_the_api_are_an_unknown_outcome_never_a_500(client, owner, api, caplog, field):
+    server = api(Reply(body={**SUBMITTED, field: "x" * 300}))
+    client.force_login(owner)
+    response = client.post(NEW, form_data(), follow=True)
+    assert response.status_code == 200
+    job = Job.objects.get()
+    if field == "jobId":
+        # PixelByte took (and charged) the job, but its id cannot be stored exactly.
+        assert (job.status, job.remote_id, job.request_id) == (Status.UNKNOWN, None, "req_ok")
+        assert "job id the studio cannot store" in job.error_message
+        assert "could not confirm whether PixelByte accepted" in response.content.decode()
+    else:
+        # The request id only helps support: the job is recorded without it.
+        assert (job.status, job.remote_id, job.request_id) == (Status.PENDING, "job_ok", "")
+    assert server.count() == 1
+    assert KEY not in caplog.text
+
+
+def test_a_trickling_answer_is_cut_off_at_the_submit_deadline(client, owner, api, settings):
+    settings.PIXELBYTE_SUBMIT_DEADLINE = 2
+    settings.PIXELBYTE_READ_TIMEOUT = 1
+    server = api(Reply(body={**SUBMITTED, "padding": "x" * 200}, trickle=0.5))
+    client.force_login(owner)
+    started = time.monotonic()
+    response = client.post(NEW, form_data(), follow=True)
+    assert time.monotonic() - started < 2 + 1
+    job = Job.objects.get()
+    assert job.status == Status.UNKNOWN
+    assert "did not finish answering within 2 seconds" in response.content.decode()
+    assert server.count() == 1

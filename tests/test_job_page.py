@@ -183,3 +183,27 @@ def test_a_prompt_with_html_is_shown_as_text(owner_client, owner):
         assert evil not in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert not re.search(r"<img src=x", html)
+
+
+def test_a_send_past_its_deadline_says_the_studio_is_checking_with_pixelbyte(owner_client, owner, settings):
+    settings.PIXELBYTE_SUBMIT_DEADLINE = 30
+    fresh = make_job(owner, status=Status.SUBMITTING)
+    overdue = make_job(owner, status=Status.SUBMITTING, created_at=timezone.now() - timedelta(seconds=31))
+    checking = "Checking with PixelByte whether this job was created"
+    assert checking not in owner_client.get(reverse("jobs:detail", args=[fresh.pk])).content.decode()
+    assert checking in owner_client.get(reverse("jobs:detail", args=[overdue.pk])).content.decode()
+    live = owner_client.get(reverse("jobs:status", args=[overdue.pk])).json()
+    assert checking in live["note"]
+
+
+def test_the_live_note_is_the_pages_own_for_every_state(owner_client, owner):
+    for status, extra in (
+        (Status.UNKNOWN, {"error_message": "No answer in time."}),
+        (Status.PROCESSING, {"error_message": "PixelByte had an internal error.", "remote_id": "job_t"}),
+        (Status.FAILED, {"error_code": "INTERNAL_ERROR", "error_message": "Model inference failed"}),
+        (Status.REFUSED, {"error_message": "Too many requests."}),
+    ):
+        job = make_job(owner, status=status, **extra)
+        page = owner_client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+        note = owner_client.get(reverse("jobs:status", args=[job.pk])).json()["note"]
+        assert note and note in page, status

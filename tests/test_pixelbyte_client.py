@@ -453,3 +453,131 @@ def test_retry_after_values_are_bounded(header, expected):
 def test_times_are_aware_utc_and_in_range(raw, expected):
     parsed = pixelbyte.parse_time(raw)
     assert (parsed.isoformat() if parsed else None) == expected
+
+
+# --- ids from the API must be storable exactly (Job.remote_id and request_id hold 128) --------
+
+UNSTORABLE_IDS = ["j" * 129, "j" * 300, "job 1", "job\n1", "job\x001", "jöb_1", ""]
+
+
+@pytest.mark.parametrize(
+    "job_id", UNSTORABLE_IDS, ids=["129", "300", "space", "newline", "nul", "accent", "empty"]
+)
+def test_an_unstorable_job_id_in_a_submit_answer_is_an_unknown_outcome_not_a_truncation(api, job_id):
+    server = api(Reply(body={**SUBMITTED, "jobId": job_id}))
+    with pytest.raises(pixelbyte.BadResponse) as caught:
+        submit(client_for(server.url))
+    assert caught.value.maybe_processed
+    assert "outcome is unknown" in caught.value.message
+    assert caught.value.request_id == "req_xyz789"
+    assert server.count() == 1
+
+
+def test_a_job_id_of_128_printable_characters_is_kept_exactly(api):
+    job_id = "job_" + "aZ09.-:/+=" * 12 + "x" * 4
+    assert len(job_id) == 128
+    assert submit(client_for(api(Reply(body={**SUBMITTED, "jobId": job_id})).url)).job_id == job_id
+
+
+@pytest.mark.parametrize("request_id", ["r" * 129, "req 1", "req\x00"])
+def test_an_unstorable_request_id_is_dropped_not_truncated(api, caplog, request_id):
+    body = {"success": True, "data": {**SUBMITTED, "requestId": request_id}, "requestId": request_id}
+    result = submit(client_for(api(Reply(body=body)).url))
+    assert (result.job_id, result.request_id) == ("job_abc123def456", "")
+    assert "request id" in caplog.text
+
+
+def test_an_unstorable_id_in_a_status_answer_or_a_list_is_no_id_at_all(api):
+    long_id = "job_" + "x" * 296
+    server = api(
+        Reply(body={"jobId": long_id, "status": "processing", "requestId": "r" * 300}),
+        Reply(
+            body={
+                "jobs": [{"jobId": long_id, "status": "completed"}, {"jobId": "job_ok", "status": "pending"}]
+            }
+        ),
+    )
+    client = client_for(server.url)
+    job = client.get_job("job_asked")
+    assert (job.job_id, job.request_id) == ("job_asked", "")
+    assert [j.job_id for j in client.list_jobs().jobs] == ["", "job_ok"]
+    assert pixelbyte.remote_job_from({"jobId": long_id, "status": "completed"}).job_id == ""
+
+
+# --- an answer that cannot be parsed is a typed error --------------------------------------
+
+
+def test_a_deeply_nested_answer_is_a_bad_response_not_a_crash(api):
+    server = api(Reply(body="[" * 100_000))
+    with pytest.raises(pixelbyte.BadResponse) as caught:
+        submit(client_for(server.url))
+    assert "outcome is unknown" in caught.value.message
+    assert server.count() == 1
+
+
+def test_a_deeply_nested_error_answer_is_read_as_no_body(api):
+    server = api(Reply(status=502, body='{"a":' * 100_000))
+    with pytest.raises(pixelbyte.ServerError) as caught:
+        submit(client_for(server.url))
+    assert "HTTP 502" in caught.value.message
+
+
+def test_an_answer_over_a_mebibyte_is_a_bad_response(api):
+    padding = "x" * (pixelbyte.MAX_ANSWER_BYTES + 1)
+    server = api(Reply(body={**SUBMITTED, "padding": padding}))
+    with pytest.raises(pixelbyte.BadResponse) as caught:
+        submit(client_for(server.url))
+    assert "too large" in caught.value.message and "outcome is unknown" in caught.value.message
+
+
+def test_the_key_is_kept_only_in_the_sessions_headers():
+    client = client_for("http://127.0.0.1:1")
+    assert client.session.headers["Authorization"] == f"Bearer {KEY}"
+    assert all(KEY not in repr(value) for value in vars(client).values() if value is not client.session)
+
+
+# --- a wall-clock deadline on the whole exchange ------------------------------------------
+
+
+def test_a_trickling_submit_answer_is_cut_off_at_the_submit_deadline(api):
+    server = api(Reply(body={**SUBMITTED, "padding": "x" * 200}, trickle=0.5))
+    client = client_for(server.url, read_timeout=1.0, submit_deadline=2.0)
+    started = time.monotonic()
+    with pytest.raises(pixelbyte.NoAnswer) as caught:
+        submit(client)
+    assert time.monotonic() - started < 2.0 + 1.0
+    assert (
+        caught.value.message == "PixelByte did not finish answering within 2 seconds; the outcome is unknown."
+    )
+    assert server.count() == 1
+
+
+def test_a_trickling_status_answer_fails_within_its_own_bound(api):
+    server = api(Reply(body={"jobId": "j", "status": "processing", "padding": "x" * 200}, trickle=0.2))
+    client = client_for(server.url, connect_timeout=0.5, read_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(pixelbyte.NoAnswer):
+        client.get_job("j")
+    # three attempts, each within connect + read timeout (the backoff sleeps are recorded, not slept)
+    assert time.monotonic() - started < 3 * 1.5 + 1.0
+    assert server.count("GET", "/v1/jobs/j") == 3
+
+
+def test_a_slow_but_steady_answer_within_the_deadline_is_read(api):
+    server = api(Reply(body=SUBMITTED, trickle=0.002))
+    assert submit(client_for(server.url, read_timeout=1.0, submit_deadline=5.0)).job_id == "job_abc123def456"
+
+
+def test_a_compressed_answer_is_read_and_its_size_counted_uncompressed(api):
+    import gzip
+    import json
+
+    packed = api(
+        Reply(body=gzip.compress(json.dumps(SUBMITTED).encode()), headers={"Content-Encoding": "gzip"})
+    )
+    assert submit(client_for(packed.url)).job_id == "job_abc123def456"
+    bomb = gzip.compress(b'{"jobId": "job_1", "x": "' + b"x" * (8 * 2**20) + b'"}')
+    assert len(bomb) < 64 * 1024
+    server = api(Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(pixelbyte.BadResponse, match="too large"):
+        submit(client_for(server.url))

@@ -1,11 +1,14 @@
 """The built-in sandbox plays the API contract over real HTTP."""
 
+import hashlib
+import hmac
+
 import pytest
 import requests
+from django.conf import settings
 
 from sandbox import engine
 
-AUTH = {"Authorization": "Bearer sandbox"}
 BODY = {
     "model": "kling/kling-text2video-v25/text-to-video",
     "input": {"prompt": "A red kite", "quality": "pro", "duration": "5", "aspect_ratio": "1:1", "seed": 7},
@@ -17,7 +20,13 @@ def url(sandbox, studio_server):
     return studio_server.sandbox_url
 
 
-def submit(url, body=BODY, headers=AUTH):
+def auth():
+    """The header the studio sends its own sandbox."""
+    return {"Authorization": f"Bearer {settings.SANDBOX_API_KEY}"}
+
+
+def submit(url, body=BODY, headers=None):
+    headers = auth() if headers is None else headers
     return requests.post(url + "/v1/jobs/submit", json=body, headers=headers, timeout=5)
 
 
@@ -47,7 +56,7 @@ def test_a_job_moves_from_pending_to_processing_to_completed_on_its_clock():
 def test_status_answers_wrapped_and_points_at_a_real_sample_video(url, sandbox):
     sandbox_job = submit(url).json()["jobId"]
     sandbox.jobs[sandbox_job].created -= 60
-    answer = requests.get(f"{url}/v1/jobs/{sandbox_job}", headers=AUTH, timeout=5).json()
+    answer = requests.get(f"{url}/v1/jobs/{sandbox_job}", headers=auth(), timeout=5).json()
     assert answer["success"] is True and answer["data"]["status"] == "completed"
     video = requests.get(answer["data"]["output"], timeout=5)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"
@@ -95,9 +104,12 @@ def test_an_unknown_model_is_not_found(url):
     assert (answer.status_code, answer.json()["error"]["code"]) == (404, "MODEL_NOT_FOUND")
 
 
-def test_a_plain_http_webhook_url_is_refused_unless_on_loopback(url):
-    assert submit(url, {**BODY, "webhookUrl": "http://studio.example/hook"}).status_code == 400
-    assert submit(url, {**BODY, "webhookUrl": "http://127.0.0.1:9/hook"}).status_code == 200
+def test_a_plain_http_webhook_url_is_refused_unless_on_loopback(url, settings, studio_server):
+    settings.PUBLIC_BASE_URL = "http://studio.example"
+    hook = "/webhooks/pixelbyte/tok/"
+    assert submit(url, {**BODY, "webhookUrl": "http://studio.example" + hook}).status_code == 400
+    settings.PUBLIC_BASE_URL = studio_server.url
+    assert submit(url, {**BODY, "webhookUrl": studio_server.url + hook}).status_code == 200
 
 
 def test_no_key_means_401(url):
@@ -107,11 +119,11 @@ def test_no_key_means_401(url):
 
 def test_the_list_pages_newest_first_with_a_cursor(url):
     ids = [submit(url).json()["jobId"] for _ in range(3)]
-    first = requests.get(url + "/v1/jobs", params={"limit": 2}, headers=AUTH, timeout=5).json()
+    first = requests.get(url + "/v1/jobs", params={"limit": 2}, headers=auth(), timeout=5).json()
     assert [j["jobId"] for j in first["jobs"]] == ids[::-1][:2]
     assert first["hasMore"] is True
     second = requests.get(
-        url + "/v1/jobs", params={"limit": 2, "cursor": first["nextCursor"]}, headers=AUTH, timeout=5
+        url + "/v1/jobs", params={"limit": 2, "cursor": first["nextCursor"]}, headers=auth(), timeout=5
     ).json()
     assert [j["jobId"] for j in second["jobs"]] == [ids[0]]
     assert second["hasMore"] is False and second["nextCursor"] is None
@@ -119,14 +131,14 @@ def test_the_list_pages_newest_first_with_a_cursor(url):
 
 def test_only_a_pending_job_can_be_cancelled_and_it_is_refunded(url, sandbox):
     job_id = submit(url).json()["jobId"]
-    answer = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=AUTH, timeout=5).json()
+    answer = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=auth(), timeout=5).json()
     assert answer == {"jobId": job_id, "status": "cancelled", "refundedMicroCents": 337_500}
-    again = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=AUTH, timeout=5)
+    again = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=auth(), timeout=5)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "JOB_CANNOT_BE_CANCELLED")
 
 
 def test_an_unknown_job_is_not_found(url):
-    answer = requests.get(url + "/v1/jobs/job_nope", headers=AUTH, timeout=5)
+    answer = requests.get(url + "/v1/jobs/job_nope", headers=auth(), timeout=5)
     assert (answer.status_code, answer.json()["error"]["code"]) == (404, "JOB_NOT_FOUND")
 
 
@@ -147,3 +159,94 @@ def test_the_sandbox_only_calls_back_its_own_studio(url, settings):
 def test_odd_input_types_are_invalid_input_not_a_crash(url, bad):
     answer = submit(url, {**BODY, "input": {**BODY["input"], "quality": bad}})
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "INVALID_INPUT")
+
+
+# --- item 9: the sandbox serves only the studio, calls back only the studio, forgets ----
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "UNAUTHORIZED"),
+        ({"Authorization": "Bearer sandbox"}, "INVALID_API_KEY"),
+        ({"Authorization": "Bearer sbx_" + "0" * 64}, "INVALID_API_KEY"),
+        ({"Authorization": "Bearer \u00e9t\u00e9"}, "INVALID_API_KEY"),
+    ],
+)
+def test_item9_a_call_without_the_studio_key_is_refused_and_creates_nothing(url, sandbox, headers, code):
+    answer = submit(url, {**BODY, "webhookUrl": url + "/webhooks/pixelbyte/tok/"}, headers=headers)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, code)
+    assert settings.SANDBOX_API_KEY not in answer.text
+    assert sandbox.submit_count == 0 and not sandbox.jobs
+    listing = requests.get(url + "/v1/jobs", headers=headers, timeout=5)
+    assert listing.status_code == 401
+
+
+def test_item9_every_studio_process_derives_the_same_unguessable_sandbox_key():
+    expected = hmac.new(settings.SECRET_KEY.encode(), b"kling-studio sandbox key", hashlib.sha256)
+    assert "sbx_" + expected.hexdigest() == settings.SANDBOX_API_KEY
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "http://127.0.0.1:9/webhooks/pixelbyte/tok/",  # another loopback port
+        "{studio}/admin/",  # the studio, another path
+        "{studio}/webhooks/pixelbyte/../../admin/",  # climbs out of the webhook path
+        "{studio}/webhooks/pixelbyte/%2e%2e/%2e%2e/admin/",
+        "{studio}/webhooks/pixelbyte/tok/?next=/admin/",
+        "http://user@{host}/webhooks/pixelbyte/tok/",
+        "http://[::1/webhooks/pixelbyte/tok/",
+    ],
+)
+def test_item9_a_webhook_url_off_the_studios_webhook_path_is_refused_and_never_called(
+    url, sandbox, settings, studio_server, hook
+):
+    settings.PUBLIC_BASE_URL = studio_server.url
+    host = studio_server.url.removeprefix("http://")
+    answer = submit(url, {**BODY, "webhookUrl": hook.format(studio=studio_server.url, host=host)})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "INVALID_INPUT")
+    assert not sandbox.jobs
+    assert sandbox.deliver_due() == 0 and not sandbox.webhook_log
+
+
+def test_item9_a_webhook_url_on_the_studios_webhook_path_is_accepted(url, sandbox, settings, studio_server):
+    settings.PUBLIC_BASE_URL = studio_server.url
+    hook = studio_server.url + "/webhooks/pixelbyte/AbC-12_x/"
+    job_id = submit(url, {**BODY, "webhookUrl": hook}).json()["jobId"]
+    assert sandbox.jobs[job_id].webhook_url == hook
+
+
+def finished_job(box, **limits):
+    return box.submit(BODY, media_base="", pending_s=0, processing_s=1, **limits)["jobId"]
+
+
+def test_item9_a_finished_job_is_forgotten_after_the_keep_time():
+    clock = [1000.0]
+    box = engine.Sandbox(clock=lambda: clock[0])
+    old = finished_job(box, keep_s=10)
+    clock[0] += 1 + 10  # finished, then kept ten seconds
+    new = finished_job(box, keep_s=10)
+    assert set(box.jobs) == {new}
+    with pytest.raises(engine.ApiFailure) as refused:
+        box.get(old)
+    assert refused.value.code == "JOB_NOT_FOUND"
+
+
+def test_item9_the_sandbox_never_holds_more_than_its_cap_evicting_the_oldest_finished():
+    clock = [1000.0]
+    box = engine.Sandbox(clock=lambda: clock[0])
+    ids = []
+    for _ in range(5):
+        ids.append(finished_job(box, keep_s=3600, max_jobs=3))
+        clock[0] += 2
+    assert list(box.jobs) == ids[-3:]
+
+
+def test_item9_with_only_unfinished_jobs_at_the_cap_a_submit_is_refused_as_busy(url, sandbox, settings):
+    settings.SANDBOX_MAX_JOBS = 2
+    settings.SANDBOX_PENDING_SECONDS = 600
+    assert [submit(url).status_code for _ in range(2)] == [200, 200]
+    answer = submit(url)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (429, "CONCURRENT_JOBS_EXCEEDED")
+    assert len(sandbox.jobs) == 2

@@ -316,3 +316,134 @@ def test_sec_busy_database_shows_a_retry_page_not_a_500(client, db, monkeypatch)
     response = client.get(reverse("jobs:list"))
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "The studio is busy" in response.content.decode()
+
+
+# --- error reports: no secret on a debug page, every 500 logged ------------------------------
+
+REPORT_KEY = "pb_live_report_key_4b1d"
+REPORT_SECRET = "whsec_report_secret_9c2e"
+
+
+@pytest.fixture
+def debug_pages(client, settings, db):
+    """Django's own debug page for an unhandled error, as a developer with DEBUG on sees it."""
+    settings.DEBUG = True
+    settings.PIXELBYTE_API_KEY = REPORT_KEY
+    settings.PIXELBYTE_WEBHOOK_SECRET = REPORT_SECRET
+    client.raise_request_exception = False
+    return client
+
+
+def test_a_deeply_nested_api_answer_with_debug_on_is_an_unknown_outcome_not_a_debug_page(
+    debug_pages, settings
+):
+    from .helpers import FakeApi, Reply, form_data
+
+    server = FakeApi(Reply(body="[" * 100_000))
+    settings.PIXELBYTE_API_URL = server.url
+    try:
+        debug_pages.force_login(make_user())
+        response = debug_pages.post(reverse("jobs:new"), form_data(), follow=True)
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert REPORT_KEY not in response.content.decode()
+    assert Job.objects.get().status == Status.UNKNOWN
+
+
+def test_no_debug_page_shows_the_api_key_when_the_client_fails_unexpectedly(
+    debug_pages, settings, monkeypatch
+):
+    import urllib3
+
+    from .helpers import FakeApi, Reply, form_data
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("unexpected failure deep in the HTTP stack")
+
+    # Deep enough that requests' and urllib3's frames (which carry the headers) are on the page.
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "_make_request", explode)
+    server = FakeApi(Reply(body={}))
+    settings.PIXELBYTE_API_URL = server.url
+    try:
+        debug_pages.force_login(make_user())
+        response = debug_pages.post(reverse("jobs:new"), form_data())
+    finally:
+        server.stop()
+    html = response.content.decode()
+    assert response.status_code == 500 and "unexpected failure deep in the HTTP stack" in html
+    assert "Local vars" in html  # the debug page, with its frames
+    assert REPORT_KEY not in html and REPORT_SECRET not in html
+
+
+def test_no_debug_page_shows_the_webhook_secret(debug_pages, monkeypatch):
+    import time
+
+    from jobs import webhooks
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("unexpected failure while checking a signature")
+
+    monkeypatch.setattr(webhooks, "hmac_sha256", explode)
+    job = make_job(make_user())
+    response = debug_pages.post(
+        reverse("jobs:webhook", args=[job.webhook_token]),
+        b"{}",
+        content_type="application/json",
+        HTTP_X_PIXELBYTE_TIMESTAMP=str(int(time.time())),
+        HTTP_X_PIXELBYTE_SIGNATURE="sha256=00",
+    )
+    html = response.content.decode()
+    assert response.status_code == 500 and "unexpected failure while checking a signature" in html
+    assert REPORT_SECRET not in html and REPORT_KEY not in html
+
+
+ERROR_PROBE = """
+import json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kling_studio.settings")
+import django
+django.setup()
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from jobs import views
+
+call_command("collectstatic", interactive=False, verbosity=0)
+call_command("migrate", verbosity=0)
+call_command("createcachetable", verbosity=0)
+settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+mail.outbox = []
+client = Client(HTTP_HOST="studio.example", raise_request_exception=False)
+client.force_login(get_user_model().objects.create_user("probe"))
+views._page_size = lambda request: 1 / 0
+response = client.get(reverse("jobs:list"), secure=True)
+mails = [{"to": m.to, "subject": m.subject, "body": m.body, "html": bool(m.alternatives)} for m in mail.outbox]
+json.dump({"status": response.status_code, "mails": mails}, sys.stdout)
+"""
+
+
+def test_a_production_500_logs_its_traceback_to_stderr_without_secrets(tmp_path):
+    result = run(["-c", ERROR_PROBE], {}, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report == {"status": 500, "mails": []}  # no ADMINS: nobody to mail
+    assert "ERROR django.request Internal Server Error: /jobs/" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr and "ZeroDivisionError" in result.stderr
+    assert result.stderr.count("Internal Server Error") == 1
+    for secret in ("pb_live_production_probe_key", "whsec_production_probe", SECRET_KEY):
+        assert secret not in result.stderr
+
+
+def test_a_production_500_mails_the_admins_when_there_are_some(tmp_path):
+    admins = "Ops Team <ops@studio.example>, dev@studio.example"
+    result = run(["-c", ERROR_PROBE], {"ADMINS": admins}, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (mail,) = json.loads(result.stdout)["mails"]
+    assert mail["to"] == ["ops@studio.example", "dev@studio.example"]
+    assert "Internal Server Error" in mail["subject"] and "ZeroDivisionError" in mail["body"]
+    assert not mail["html"]
+    for secret in ("pb_live_production_probe_key", "whsec_production_probe", SECRET_KEY):
+        assert secret not in mail["subject"] + mail["body"]

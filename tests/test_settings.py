@@ -74,3 +74,52 @@ def test_wh08_a_webhook_tolerance_of_zero_or_none_stops_startup(settings):
         assert [e.id for e in check_webhook_settings(None)][:1] == ["jobs.E002"], bad
     result = run_check({"PIXELBYTE_WEBHOOK_TOLERANCE": "0"})
     assert result.returncode != 0 and "jobs.E002" in result.stderr
+
+
+def studio_urls(env_overrides):
+    """PUBLIC_BASE_URL and SANDBOX_API_URL as a fresh process computes them."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PUBLIC_BASE_URL", "SANDBOX_API_URL", "STUDIO_ADDRESS", "DATABASE_URL")
+    }
+    env.update(env_overrides)
+    code = "from django.conf import settings as s; print(s.PUBLIC_BASE_URL); print(s.SANDBOX_API_URL)"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_item15_the_studio_calls_itself_on_the_address_make_run_serves():
+    assert studio_urls({"STUDIO_ADDRESS": "127.0.0.1:8300"}) == [
+        "http://127.0.0.1:8300",
+        "http://127.0.0.1:8300/sandbox",
+    ]
+    # runserver on every interface is reached on loopback, a name the studio answers to
+    assert studio_urls({"STUDIO_ADDRESS": "0.0.0.0:8300"})[0] == "http://127.0.0.1:8300"
+
+
+def test_item15_explicit_urls_win_over_the_address_make_run_serves():
+    explicit = {
+        "STUDIO_ADDRESS": "127.0.0.1:8300",
+        "PUBLIC_BASE_URL": "https://studio.example",
+        "SANDBOX_API_URL": "http://127.0.0.1:9100/sandbox",
+    }
+    assert studio_urls(explicit) == ["https://studio.example", "http://127.0.0.1:9100/sandbox"]
+
+
+def test_item15_a_malformed_studio_address_fails_loudly():
+    result = run_check({"STUDIO_ADDRESS": "8300"})
+    assert result.returncode != 0 and "STUDIO_ADDRESS must be host:port" in result.stderr
+
+
+def test_item9_a_sandbox_cap_below_one_fails_loudly():
+    result = run_check({"SANDBOX_MAX_JOBS": "0"})
+    assert result.returncode != 0 and "SANDBOX_MAX_JOBS" in result.stderr

@@ -252,3 +252,176 @@ def test_a_webhook_arriving_during_a_check_keeps_its_request_to_refetch(owner, d
     worker.release(job_id, lease, None)
     job.refresh_from_db()
     assert job.next_check_at is not None
+
+
+# --- reconciling two lost submits a second apart (never swap their videos) -------------------
+
+
+def _lost_submits(owner, other, fake_api):
+    """Eve's submit never reaches PixelByte; a second later Dave's is created there and then
+    the connection drops. Both rows are left outcome unknown, ten minutes ago."""
+    api = fake_api(Reply(close=True), Reply(close=True), Reply(body={}))
+    eve_job, dave_job = submit(owner, "Eve's lighthouse"), submit(other, "Dave's glass whale")
+    assert (eve_job.status, dave_job.status) == (Status.UNKNOWN, Status.UNKNOWN)
+    past = timezone.now() - timedelta(minutes=11)
+    Job.objects.filter(pk=eve_job.pk).update(created_at=past, next_check_at=timezone.now())
+    Job.objects.filter(pk=dave_job.pk).update(
+        created_at=past + timedelta(seconds=1), next_check_at=timezone.now()
+    )
+    created = (past + timedelta(seconds=1.3)).isoformat()
+    dave_remote = {"jobId": "job_dave", "status": "processing", "createdAt": created, "model": PARAMS_MODEL}
+    with api.lock:
+        api.replies[:] = [Reply(body={"jobs": [dave_remote], "nextCursor": None, "hasMore": False})]
+    return api, eve_job, dave_job
+
+
+PARAMS_MODEL = pricing.DEFAULT_MODEL.slug
+
+
+def test_two_lost_submits_never_take_each_others_remote_job(owner, outsider, fake_api):
+    api, eve_job, dave_job = _lost_submits(owner, outsider, fake_api)
+    for _ in range(2):
+        Job.objects.filter(pk__in=[eve_job.pk, dave_job.pk]).update(next_check_at=timezone.now())
+        Command().sync_once()
+    eve_job.refresh_from_db()
+    dave_job.refresh_from_db()
+    assert eve_job.remote_id is None
+    assert dave_job.remote_id in (None, "job_dave")
+    # neither is written off as never sent while a job that may be its own exists
+    assert eve_job.status == Status.UNKNOWN and eve_job.error_code == "NEEDS_DECISION"
+    assert eve_job.charge_micro_cents > 0 and dave_job.charge_micro_cents > 0
+    assert "job_dave" in eve_job.error_message
+    assert api.count("POST") == 2  # nothing was ever re-sent
+
+
+def test_a_single_lost_submit_with_one_job_at_its_time_is_adopted(owner, fake_api):
+    api = fake_api(Reply(close=True), Reply(body={}))
+    job = submit(owner)
+    listed = {
+        "jobId": "job_mine",
+        "status": "pending",
+        "createdAt": (job.created_at + timedelta(seconds=0.4)).isoformat(),
+        "model": PARAMS_MODEL,
+    }
+    with api.lock:
+        api.replies[:] = [Reply(body={"jobs": [listed], "nextCursor": None, "hasMore": False})]
+    Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    Command().sync_once()
+    job.refresh_from_db()
+    assert (job.remote_id, job.status) == ("job_mine", Status.PENDING)
+
+
+def test_a_job_created_well_after_the_send_is_not_taken_for_it(owner, fake_api):
+    now = timezone.now()
+    created = (now - timedelta(minutes=11) + timedelta(seconds=45)).isoformat()
+    elsewhere = {
+        "jobId": "job_other_install",
+        "status": "completed",
+        "createdAt": created,
+        "model": PARAMS_MODEL,
+    }
+    fake_api(Reply(body={"jobs": [elsewhere], "nextCursor": None, "hasMore": False}))
+    job = make_job(owner, status=Status.UNKNOWN, created_at=now - timedelta(minutes=11), next_check_at=now)
+    Command().sync_once()
+    job.refresh_from_db()
+    assert job.remote_id is None
+    assert (job.status, job.error_code) == (Status.REFUSED, "NOT_SENT")
+
+
+# --- 8: the webhook log is pruned on a schedule, by one-shot runs and --watch alike ---------------
+
+
+def webhook_log_of_ages(owner, now, job_days=(89, 91)):
+    """Deliveries and refused counts of several ages; returns the ids retention must keep."""
+    from jobs.models import Verdict, WebhookDelivery, WebhookTally
+
+    job = make_job(owner, status=Status.COMPLETED, remote_id="job_logged")
+
+    def delivery(days, verdict, **extra):
+        at = now - timedelta(days=days)
+        return WebhookDelivery.objects.create(received_at=at, verdict=verdict, http_status=200, **extra).pk
+
+    def tally(days):
+        minute = (now - timedelta(days=days)).replace(second=0, microsecond=0)
+        return WebhookTally.objects.create(minute=minute, verdict=Verdict.BAD_TOKEN, count=7).pk
+
+    young, old = job_days
+    kept = {delivery(young, Verdict.APPLIED, job=job), delivery(6, Verdict.BAD_SIGNATURE)}
+    delivery(old, Verdict.APPLIED, job=job)
+    delivery(8, Verdict.BAD_TOKEN)
+    kept_tallies = {tally(6)}
+    tally(8)
+    return kept, kept_tallies
+
+
+def webhook_log():
+    from jobs.models import WebhookDelivery, WebhookTally
+
+    return (
+        set(WebhookDelivery.objects.values_list("pk", flat=True)),
+        set(WebhookTally.objects.values_list("pk", flat=True)),
+    )
+
+
+def test_item08_a_one_shot_sync_prunes_the_webhook_log(owner):
+    kept = webhook_log_of_ages(owner, timezone.now())
+    assert "Checked 0 job(s)" in sync()
+    assert webhook_log() == kept
+
+
+def test_item08_webhook_log_days_sets_how_long_job_deliveries_are_kept(owner, settings):
+    settings.WEBHOOK_LOG_DAYS = 30
+    kept = webhook_log_of_ages(owner, timezone.now(), job_days=(29, 31))
+    sync()
+    assert webhook_log() == kept
+
+
+def test_item08_the_watch_loop_prunes_the_webhook_log_too(owner, monkeypatch):
+    import signal
+
+    kept = webhook_log_of_ages(owner, timezone.now())
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    monkeypatch.setattr(Command, "sync_once", lambda self, **kwargs: (0, 0, 0))
+    monkeypatch.setattr(Command, "_sleep", lambda self, seconds: setattr(self, "stopping", True))
+    call_command("sync_jobs", watch=True, stdout=StringIO())
+    assert webhook_log() == kept
+
+
+def test_item08_the_watch_loop_prunes_at_most_hourly(owner):
+    from jobs.management.commands.sync_jobs import prune_deliveries
+
+    now = timezone.now()
+    kept = webhook_log_of_ages(owner, now)
+    everything = webhook_log()
+    recently = now - timedelta(minutes=59)
+    assert prune_deliveries(now, last=recently) == recently
+    assert webhook_log() == everything
+    assert prune_deliveries(now, last=now - timedelta(minutes=61)) == now
+    assert webhook_log() == kept
+
+
+def test_item08_a_webhook_log_days_below_one_stops_the_prune_and_deletes_nothing(owner, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.WEBHOOK_LOG_DAYS = 0
+    webhook_log_of_ages(owner, timezone.now())
+    everything = webhook_log()
+    with pytest.raises(ImproperlyConfigured, match="WEBHOOK_LOG_DAYS"):
+        sync()
+    assert webhook_log() == everything
+
+
+def test_a_submit_answered_with_an_unstorable_id_is_never_written_off_as_not_sent(owner, fake_api):
+    api = fake_api(Reply(body={"jobId": "job_" + "x" * 300, "status": "pending"}), Reply(body={}))
+    job = submit(owner)
+    assert (job.status, job.error_code) == (Status.UNKNOWN, "UNSTORABLE_JOB_ID")
+    with api.lock:
+        api.replies[:] = [Reply(body={"jobs": [], "nextCursor": None, "hasMore": False})]
+    Job.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(minutes=11), next_check_at=timezone.now()
+    )
+    Command().sync_once()
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.UNKNOWN, "NEEDS_DECISION")
+    assert job.charge_micro_cents > 0
+    assert "PixelByte accepted this job" in job.error_message

@@ -3,18 +3,26 @@
 import base64
 import inspect
 import json
+import secrets
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, connections
+from django.db.models import Sum
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from jobs import webhooks
-from jobs.models import Job, Status, Verdict, WebhookDelivery
+from jobs.models import Job, Status, Verdict, WebhookDelivery, WebhookTally
 
 from .helpers import make_job
 
@@ -339,28 +347,45 @@ def test_wh16_the_receiver_makes_no_outbound_network_call(csrf_client, hook, mon
 
 
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+# JSON strings, some holding a lone surrogate (json.dumps writes it as a "\ud800" escape).
+json_text = st.text(max_size=10) | st.builds(
+    lambda before, lone, after: before + lone + after,
+    st.text(max_size=4),
+    st.characters(categories=["Cs"]),
+    st.text(max_size=4),
+)
+# Anything a URL path segment can carry: NUL, controls, percent signs, any script.
+url_token = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=40),
+    st.text(
+        alphabet=st.characters(exclude_characters="/", exclude_categories=["Cs"]), min_size=1, max_size=70
+    ),
+    st.sampled_from(["\x00", "%00", "tok\x00en", "x" * 65]),
+)
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     body=st.one_of(
         st.binary(max_size=300),
-        st.builds(
-            lambda d: json.dumps(d).encode(), st.dictionaries(st.text(max_size=10), st.text(max_size=10))
-        ),
+        st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(json_text, json_text)),
     ),
     timestamp=st.one_of(header_text, st.integers(min_value=0, max_value=2**40).map(str)),
     signature=st.one_of(
         header_text, st.text(alphabet="0123456789abcdef", max_size=64).map(lambda s: "sha256=" + s)
     ),
-    token=st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=40),
+    token=url_token,
     use_real_token=st.booleans(),
+    signed=st.booleans(),
 )
 def test_wh17_arbitrary_deliveries_never_500_and_never_change_a_job(
-    hook, body, timestamp, signature, token, use_real_token
+    hook, body, timestamp, signature, token, use_real_token, signed
 ):
     before = list(Job.objects.order_by("pk").values())
     client = Client(enforce_csrf_checks=True)
+    if signed:  # past the signature check, so the token and the body are what is tested
+        timestamp = str(int(time.time()))
+        signature = webhooks.sign(SECRET, timestamp, body)
     response = deliver(
         client,
         hook,
@@ -376,17 +401,15 @@ def test_wh17_arbitrary_deliveries_never_500_and_never_change_a_job(
 @hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     payload=st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-        lambda children: (
-            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-        ),
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | json_text,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(json_text, children, max_size=5),
         max_leaves=20,
     ),
     extra=st.dictionaries(
         st.sampled_from(
             ["jobId", "status", "output", "outputs", "error", "completedAt", "progress", "data", "success"]
         ),
-        st.none() | st.integers() | st.text(max_size=30) | st.lists(st.text(max_size=5), max_size=3),
+        st.none() | st.integers() | json_text | st.lists(json_text, max_size=3),
         max_size=6,
     ),
 )
@@ -511,3 +534,210 @@ def test_nul_characters_and_non_web_urls_never_reach_the_database_or_a_page(csrf
     raw = deliver(csrf_client, hook, b'{"jobId": "job_1"}\x00')
     assert raw.status_code == 400
     assert "\x00" not in WebhookDelivery.objects.order_by("-pk").first().body
+
+
+# --- 8: refused traffic is counted, not stored -----------------------------------------------------------------------
+
+FLOOD = 500
+
+
+def tallies():
+    """Refused requests counted per verdict, all minutes together."""
+    return dict(WebhookTally.objects.order_by().values_list("verdict").annotate(total=Sum("count")))
+
+
+def stored_body_bytes():
+    return sum(len(body) for body in WebhookDelivery.objects.values_list("body", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("secret", "verdict", "status"),
+    [(SECRET, Verdict.BAD_SIGNATURE, 401), ("", Verdict.BAD_TOKEN, 404)],
+    ids=["with-a-secret", "without-a-secret"],
+)
+def test_item08_a_flood_to_random_tokens_is_counted_and_only_sampled(
+    csrf_client, hook, settings, secret, verdict, status
+):
+    settings.PIXELBYTE_WEBHOOK_SECRET = secret
+    before = snapshot()
+    for _ in range(FLOOD):
+        response = deliver(csrf_client, hook, completed(), token=secrets.token_urlsafe(24), secret="guess")
+        assert response.status_code == status
+    assert snapshot() == before
+    assert WebhookDelivery.objects.count() <= webhooks.REFUSED_SAMPLE_PER_HOUR < FLOOD
+    assert stored_body_bytes() <= webhooks.REFUSED_SAMPLE_PER_HOUR * webhooks.REFUSED_BODY_KEPT
+    assert tallies() == {verdict: FLOOD}
+
+
+def test_item08_a_bad_signature_flood_on_a_real_token_is_counted_and_only_sampled(csrf_client, hook):
+    before = snapshot()
+    for i in range(FLOOD):
+        body = completed(pad="x" * 2000 + str(i))
+        assert deliver(csrf_client, hook, body, secret="guess").status_code == 401
+    assert snapshot() == before
+    assert WebhookDelivery.objects.count() == webhooks.REFUSED_SAMPLE_PER_HOUR
+    assert stored_body_bytes() <= webhooks.REFUSED_SAMPLE_PER_HOUR * webhooks.REFUSED_BODY_KEPT
+    assert tallies() == {Verdict.BAD_SIGNATURE: FLOOD}
+    # The flood does not crowd out the real thing: a genuine delivery is still kept in full.
+    assert deliver(csrf_client, hook, completed()).status_code == 200
+    applied = WebhookDelivery.objects.get(verdict=Verdict.APPLIED)
+    assert (applied.job, applied.body) == (hook, completed().decode())
+
+
+def test_item08_the_sample_starts_again_once_the_last_hour_has_room(csrf_client, hook):
+    an_hour_ago = timezone.now() - timedelta(minutes=61)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(verdict=Verdict.BAD_SIGNATURE, http_status=401, received_at=an_hour_ago)
+        for _ in range(webhooks.REFUSED_SAMPLE_PER_HOUR)
+    )
+    deliver(csrf_client, hook, completed(), secret="guess")
+    assert WebhookDelivery.objects.filter(received_at__gt=an_hour_ago).count() == 1
+
+
+def test_item08_oversized_bodies_are_counted_and_only_sampled(csrf_client, hook):
+    body = b'{"pad": "' + b"x" * webhooks.MAX_BODY + b'"}'
+    for _ in range(webhooks.REFUSED_SAMPLE_PER_HOUR + 20):
+        assert deliver(csrf_client, hook, body).status_code == 413
+    assert WebhookDelivery.objects.count() == webhooks.REFUSED_SAMPLE_PER_HOUR
+    assert tallies() == {Verdict.TOO_LARGE: webhooks.REFUSED_SAMPLE_PER_HOUR + 20}
+
+
+def test_item08_counts_are_per_minute_and_per_verdict(db):
+    noon = datetime(2026, 3, 1, 12, 0, 7, 500, tzinfo=UTC)
+    for moment, verdict in [
+        (noon, Verdict.BAD_TOKEN),
+        (noon + timedelta(seconds=40), Verdict.BAD_TOKEN),
+        (noon + timedelta(seconds=40), Verdict.BAD_SIGNATURE),
+        (noon + timedelta(minutes=1), Verdict.BAD_TOKEN),
+    ]:
+        webhooks.tally(verdict, moment)
+    rows = WebhookTally.objects.order_by("minute", "verdict").values_list("minute", "verdict", "count")
+    assert list(rows) == [
+        (noon.replace(second=0, microsecond=0), Verdict.BAD_SIGNATURE, 1),
+        (noon.replace(second=0, microsecond=0), Verdict.BAD_TOKEN, 2),
+        (noon.replace(second=0, microsecond=0) + timedelta(minutes=1), Verdict.BAD_TOKEN, 1),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_item08_concurrent_counts_are_never_lost():
+    moment, workers, each = timezone.now(), 6, 15
+    barrier = threading.Barrier(workers)
+
+    def count(_):
+        try:
+            barrier.wait()
+            for _ in range(each):
+                webhooks.tally(Verdict.BAD_TOKEN, moment)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(count, range(workers)))
+    assert list(WebhookTally.objects.values_list("count", flat=True)) == [workers * each]
+
+
+def test_item08_staff_see_the_counts_read_only_in_the_admin(csrf_client, hook, client):
+    from .helpers import make_user
+
+    for _ in range(3):
+        deliver(csrf_client, hook, completed(), token=secrets.token_urlsafe(24), secret="guess")
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:jobs_webhooktally_changelist")).content.decode()
+    assert "Refused: signature" in page and SECRET not in page
+    tally_row = WebhookTally.objects.get()
+    assert client.get(reverse("admin:jobs_webhooktally_add")).status_code == 403
+    change = client.post(reverse("admin:jobs_webhooktally_change", args=[tally_row.pk]), {"count": "0"})
+    assert change.status_code == 403
+    tally_row.refresh_from_db()
+    assert tally_row.count == 3
+
+
+# --- 11: odd bytes are a 4xx, never a 500 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\x00", "tok\x00en", "%00", "é" * 10, "a b", "x" * 65, "\U0001f600", "..", "a;b=c", "a\nb"],
+)
+@pytest.mark.parametrize("secret", [SECRET, ""], ids=["signed", "no-secret"])
+def test_item11_an_odd_url_token_is_a_404_without_a_query(csrf_client, hook, settings, token, secret):
+    settings.PIXELBYTE_WEBHOOK_SECRET = secret
+    before = snapshot()
+    with CaptureQueriesContext(connection) as queries:
+        response = deliver(csrf_client, hook, completed(), token=token)
+    assert_refused_without_change(response, before, 404)
+    assert not [q["sql"] for q in queries if "webhook_token" in q["sql"]]
+    assert tallies() == {Verdict.BAD_TOKEN: 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"jobId": "\\ud800", "status": "completed"}',
+        '{"jobId": "job_1", "status": "completed\\udfff"}',
+        '{"jobId": "job_1", "status": "failed", "error": {"code": "X", "message": "\\ud800"}}',
+        '{"jobId": "job_1", "status": "completed", "outputs": [{"url": "https://cdn.example/\\ud83d.mp4"}]}',
+        '{"data": {"jobId": "job_1", "status": "completed", "\\udc00": 1}}',
+    ],
+    ids=["job-id", "status", "error-message", "output-url", "key"],
+)
+def test_item11_a_lone_surrogate_in_a_signed_body_is_a_400(csrf_client, hook, body):
+    before = snapshot()
+    response = deliver(csrf_client, hook, body.encode())
+    assert_refused_without_change(response, before, 400)
+    assert WebhookDelivery.objects.get().verdict == Verdict.MALFORMED
+
+
+def test_item11_a_deeply_nested_signed_body_is_a_400(csrf_client, hook):
+    before = snapshot()
+    response = deliver(csrf_client, hook, b"[" * (webhooks.MAX_BODY - 10))
+    assert_refused_without_change(response, before, 400)
+
+
+# --- 12: the signed body must name the job of the URL -------------------------------------------------------------------
+
+FAILED_WITHOUT_JOB_ID = json.dumps({"status": "failed", "error": {"code": "X", "message": "no"}}).encode()
+
+
+def test_item12_a_signed_body_without_a_job_id_is_refused_and_changes_nothing(csrf_client, hook, owner):
+    other = make_job(owner, status=Status.PROCESSING, remote_id="job_2", progress=50)
+    before = snapshot()
+    response = deliver(csrf_client, hook, FAILED_WITHOUT_JOB_ID, token=other.webhook_token)
+    assert_refused_without_change(response, before, 400)
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.verdict, delivery.job) == (Verdict.JOB_MISMATCH, other)
+    assert response.json()["result"] == "Refused: does not name this job"
+
+
+def test_item12_a_job_without_a_remote_id_needs_a_job_id(csrf_client, hook, owner):
+    waiting = make_job(owner, status=Status.SUBMITTING)
+    before = snapshot()
+    response = deliver(csrf_client, hook, FAILED_WITHOUT_JOB_ID, token=waiting.webhook_token)
+    assert_refused_without_change(response, before, 400)
+
+
+def test_item12_a_job_without_a_remote_id_never_adopts_one_another_job_has(csrf_client, hook, owner):
+    waiting = make_job(owner, status=Status.SUBMITTING)
+    before = snapshot()
+    response = deliver(csrf_client, hook, completed(job_id="job_1"), token=waiting.webhook_token)
+    assert_refused_without_change(response, before, 200)
+    assert WebhookDelivery.objects.get().verdict == Verdict.UNKNOWN_JOB
+
+
+def test_item12_a_job_without_a_remote_id_adopts_an_unclaimed_one(csrf_client, hook, owner):
+    waiting = make_job(owner, status=Status.SUBMITTING)
+    response = deliver(csrf_client, hook, completed(job_id="job_9"), token=waiting.webhook_token)
+    assert response.status_code == 200
+    waiting.refresh_from_db()
+    assert (waiting.remote_id, waiting.status) == ("job_9", Status.COMPLETED)
+
+
+def test_item12_a_delivery_about_another_job_cannot_be_reapplied(csrf_client, hook):
+    deliver(csrf_client, hook, completed(job_id="job_somebody_else"))
+    delivery = WebhookDelivery.objects.get()
+    assert not delivery.trusted
+    with pytest.raises(ValueError):
+        webhooks.reapply(delivery)
+    hook.refresh_from_db()
+    assert hook.status == Status.PROCESSING

@@ -111,30 +111,14 @@
     });
   }
 
-  var NOTES = {
-    failed: ["alert alert-error", "Generation failed.", " PixelByte refunds failed jobs: nothing was charged."],
-    cancelled: ["alert alert-info", "Cancelled.", " PixelByte refunded it: nothing was charged."],
-    refused: ["alert alert-error", "Not sent — nothing was charged.", ""],
-  };
-
+  // The note is rendered on the server by the page's own template; swap it in when it changes.
   function showNote(job) {
-    var note = NOTES[job.status];
     all('[data-role="note"][data-job-id="' + job.id + '"]').forEach(function (box) {
-      if (!note) {
-        if (job.status === "completed") box.replaceChildren();
-        return;
-      }
-      if (box.dataset.shown === job.status) return;
-      box.dataset.shown = job.status;
-      var alert = document.createElement("div");
-      alert.className = note[0];
-      alert.setAttribute("role", "alert");
-      var strong = document.createElement("strong");
-      strong.textContent = note[1];
-      alert.appendChild(strong);
-      var detail = (job.errorCode ? " (" + job.errorCode + ")" : "") + (job.error ? " " + job.error : "");
-      alert.appendChild(document.createTextNode(detail + note[2]));
-      box.replaceChildren(alert);
+      var html = job.note || "";
+      if (box.dataset.note === undefined && box.innerHTML.trim() === html) box.dataset.note = html;
+      if (box.dataset.note === html) return;
+      box.dataset.note = html;
+      box.innerHTML = html;
     });
   }
 

@@ -16,12 +16,13 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import lifecycle, pixelbyte
-from jobs.models import Job, Status, Verdict, WebhookDelivery
+from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
 
@@ -35,6 +36,17 @@ SHOW_AFTER_FAILURES = 3
 RECONCILE_WINDOW = timedelta(minutes=10)
 RECONCILE_RETRY = timedelta(seconds=30)
 RECONCILE_PAGES = 5
+# A lost submit is matched only with a job PixelByte created this close to the row's
+# recording: the request leaves within milliseconds of it, connect retries add at most
+# ~8 s, and the clocks of two synchronised servers agree within a second or two.
+MATCH_BEFORE = timedelta(seconds=5)
+MATCH_AFTER = timedelta(seconds=20)
+# An ambiguous row is looked at again this often, in case the other claimant settles.
+DECISION_RECHECK = timedelta(minutes=10)
+NEEDS_DECISION = "NEEDS_DECISION"
+# Submits PixelByte answered (2xx) in a way the studio could not use: the job exists, so
+# finding none in the list never means "not sent".
+ANSWERED_CODES = frozenset({"BadResponse", "UNSTORABLE_JOB_ID", "DUPLICATE_JOB_ID"})
 UNSETTLED = (Status.SUBMITTING, Status.UNKNOWN)
 
 
@@ -51,14 +63,16 @@ class Command(BaseCommand):
         if not watch:
             checked, changed, _ = self.sync_once(batch=batch)
             self.stdout.write(f"Checked {checked} job(s); {changed} changed.")
+            prune_deliveries(timezone.now())
             return
         signal.signal(signal.SIGTERM, self._stop)
         self.stdout.write(f"Watching jobs in flight every {interval:g} s (Ctrl+C to stop).")
+        pruned_at = None
         try:
             while not self.stopping:
                 try:
                     _, _, pause = self.sync_once(batch=batch)
-                    prune_deliveries(timezone.now())
+                    pruned_at = prune_deliveries(timezone.now(), last=pruned_at)
                 except Exception:
                     # A database hiccup must not end the worker; the next pass retries.
                     log.exception("sync pass failed; trying again shortly")
@@ -170,26 +184,78 @@ class Command(BaseCommand):
     # --- jobs whose submit answer never came ------------------------------------------
 
     def reconcile(self, job_id, lease, client, now):
-        """Find a job PixelByte created for this row (its answer was lost), or give up on it.
+        """Find the job PixelByte created for this row (its answer was lost), or give up on it.
 
-        The API has no idempotency key; its list shows what it created around the
-        time we sent the request. A created job that no row claims yet is adopted;
-        after ``RECONCILE_WINDOW`` with none, the job was never created: it is
-        marked not sent, which releases its budget. Nothing is ever re-sent.
+        The API has no idempotency key and its list shows neither inputs nor request ids,
+        so time is the only key: a listed job is adopted only when the match cannot be
+        anyone else's (see ``_unambiguous``). After ``RECONCILE_WINDOW`` with no candidate
+        at all, the job was never created: it is marked not sent, which releases its
+        budget. With candidates but no certain match it stays *outcome unknown*, still
+        counting in spend, marked for staff to decide. Nothing is ever re-sent.
         """
         job = Job.objects.get(pk=job_id)
-        found = self._created_around(job, client)
-        if found is not None:
-            log.warning(
-                "job %s: adopting %s, created by PixelByte when the answer was lost", job_id, found.job_id
-            )
-            _, outcome = lifecycle.apply_update(job_id, lifecycle.Update.from_remote(found), now=now)
-            self.release(job_id, lease, now)
-            return outcome
+        candidates = self._candidates(job, client)
+        match = self._unambiguous(job, candidates)
+        if match is not None:
+            return self._adopt(job, match, lease, now)
         if now - job.created_at < RECONCILE_WINDOW:
             self.release(job_id, lease, now + RECONCILE_RETRY, last_checked_at=now)
             return None
-        Job.objects.filter(pk=job_id, remote_id__isnull=True, status__in=UNSETTLED).update(
+        if not candidates and job.error_code not in ANSWERED_CODES:
+            return self._not_sent(job, now)
+        return self._needs_decision(job, candidates, lease, now)
+
+    def _candidates(self, job, client):
+        """Jobs of this model PixelByte created close to this row's send, that no row owns."""
+        earliest, latest = job.created_at - MATCH_BEFORE, job.created_at + MATCH_AFTER
+        found, cursor = [], None
+        for _ in range(RECONCILE_PAGES):
+            page = client.list_jobs(limit=100, cursor=cursor, model=job.model_slug)
+            found += [
+                j
+                for j in page.jobs
+                if j.job_id and j.created_at and earliest <= j.created_at <= latest
+                if j.model in ("", job.model_slug)
+            ]
+            oldest = min((j.created_at for j in page.jobs if j.created_at), default=None)
+            if not page.has_more or not page.next_cursor or (oldest and oldest < earliest):
+                break
+            cursor = page.next_cursor
+        owned = set(
+            Job.objects.filter(remote_id__in=[j.job_id for j in found]).values_list("remote_id", flat=True)
+        )
+        return list({j.job_id: j for j in found if j.job_id not in owned}.values())
+
+    def _unambiguous(self, job, candidates):
+        """The one candidate, if this row could claim exactly one and no other unsettled row
+        could claim it too (two lost submits a second apart must not swap their videos)."""
+        if len(candidates) != 1:
+            return None
+        only = candidates[0]
+        rivals = (
+            Job.objects.filter(remote_id__isnull=True, status__in=UNSETTLED, model_slug=job.model_slug)
+            .filter(
+                created_at__gte=only.created_at - MATCH_AFTER, created_at__lte=only.created_at + MATCH_BEFORE
+            )
+            .exclude(pk=job.pk)
+        )
+        return None if rivals.exists() else only
+
+    def _adopt(self, job, found, lease, now):
+        try:
+            _, outcome = lifecycle.apply_update(job.pk, lifecycle.Update.from_remote(found), now=now)
+        except IntegrityError:
+            # Another row took that id between the look-up and now: it is theirs.
+            self.release(job.pk, lease, now + RECONCILE_RETRY, last_checked_at=now)
+            return None
+        log.warning(
+            "job %s: adopting %s, created by PixelByte when the answer was lost", job.pk, found.job_id
+        )
+        self.release(job.pk, lease, now)
+        return outcome
+
+    def _not_sent(self, job, now):
+        Job.objects.filter(pk=job.pk, remote_id__isnull=True, status__in=UNSETTLED).update(
             status=Status.REFUSED,
             error_code="NOT_SENT",
             error_message="PixelByte has no record of this job: it was never created and nothing was charged.",
@@ -197,36 +263,53 @@ class Command(BaseCommand):
             last_checked_at=now,
             updated_at=now,
         )
-        log.warning("job %s: PixelByte never created it; marked not sent", job_id)
+        log.warning("job %s: PixelByte never created it; marked not sent", job.pk)
         return lifecycle.Outcome.APPLIED
 
-    def _created_around(self, job, client):
-        earliest = job.created_at - timedelta(seconds=60)
-        latest = job.created_at + timedelta(seconds=settings.PIXELBYTE_SUBMIT_DEADLINE + 60)
-        candidates, cursor = [], None
-        for _ in range(RECONCILE_PAGES):
-            page = client.list_jobs(limit=100, cursor=cursor, model=job.model_slug)
-            candidates += [j for j in page.jobs if j.created_at and earliest <= j.created_at <= latest]
-            oldest = min((j.created_at for j in page.jobs if j.created_at), default=None)
-            if not page.has_more or not page.next_cursor or (oldest and oldest < earliest):
-                break
-            cursor = page.next_cursor
-        claimed = set(
-            Job.objects.filter(remote_id__in=[c.job_id for c in candidates]).values_list(
-                "remote_id", flat=True
+    def _needs_decision(self, job, candidates, lease, now):
+        ids = ", ".join(sorted(c.job_id for c in candidates)[:5])
+        if candidates:
+            found = f"PixelByte created {len(candidates)} job(s) around the time this one was sent ({ids})"
+            message = f"{found} and the studio cannot tell which, if any, is this one."
+        else:
+            message = (
+                "PixelByte accepted this job, but its answer could not be used and its list shows no match."
             )
+        message += " It counts in spend until a member of staff decides."
+        if job.error_code != NEEDS_DECISION:
+            log.warning("job %s: outcome unknown, needs a decision between %s", job.pk, ids)
+        self.release(
+            job.pk,
+            lease,
+            now + DECISION_RECHECK,
+            status=Status.UNKNOWN,
+            error_code=NEEDS_DECISION,
+            error_message=message,
+            last_checked_at=now,
         )
-        free = [c for c in candidates if c.job_id and c.job_id not in claimed]
-        return min(free, key=lambda c: abs(c.created_at - job.created_at), default=None)
+        return None
 
 
-def prune_deliveries(now, _last=[None]):  # noqa: B006 - a deliberate per-process memo
-    """Forget refused deliveries after a week and all deliveries after 90 days (hourly at most)."""
-    if _last[0] and now - _last[0] < timedelta(hours=1):
-        return
-    _last[0] = now
-    refused = [
-        v for v in Verdict.values if v.startswith("bad_") or v in (Verdict.MALFORMED, Verdict.TOO_LARGE)
-    ]
-    WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=7), verdict__in=refused).delete()
-    WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=90)).delete()
+# --watch prunes the webhook log this often; a one-shot run (from cron, say) every time.
+PRUNE_EVERY = timedelta(hours=1)
+# Requests refused before they reached a job: their counts, and the sample kept of them.
+REFUSED_KEPT = timedelta(days=7)
+
+
+def prune_deliveries(now, last=None):
+    """Forget old webhook log rows, unless the previous pass (at ``last``) was under
+    ``PRUNE_EVERY`` ago; return when the log was last pruned. Deliveries for our jobs are
+    kept ``WEBHOOK_LOG_DAYS``, refused samples and the refused counts ``REFUSED_KEPT``; sign-in
+    counts whose window has passed go too."""
+    if last is not None and now - last < PRUNE_EVERY:
+        return last
+    days = settings.WEBHOOK_LOG_DAYS
+    if days < 1:
+        # Zero or less would empty the log on every pass: stop loudly instead.
+        raise ImproperlyConfigured(f"WEBHOOK_LOG_DAYS must be at least 1, not {days}.")
+    WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=days)).delete()
+    refused_before = now - REFUSED_KEPT
+    WebhookDelivery.objects.filter(verdict__in=ANONYMOUS_VERDICTS, received_at__lt=refused_before).delete()
+    WebhookTally.objects.filter(minute__lt=refused_before).delete()
+    SignInThrottle.objects.filter(expires_at__lt=now).delete()
+    return now
