@@ -114,7 +114,7 @@ class JobAdmin(admin.ModelAdmin):
         "quality",
         "duration",
         "estimated_micro_cents",
-        "charged_micro_cents",
+        "api_cost_micro_cents",
         "created_at",
     ]
     list_filter = [NeedsDecisionFilter, "status", "team", "quality", "duration", "aspect_ratio"]

@@ -181,7 +181,7 @@ def charge_expression():
     """SQL for one job's charge: the API's cost, else our estimate; zero when refunded."""
     return Case(
         When(status__in=NOT_CHARGED, then=Value(0)),
-        default=Coalesce("charged_micro_cents", "estimated_micro_cents"),
+        default=Coalesce("api_cost_micro_cents", "estimated_micro_cents"),
         output_field=models.BigIntegerField(),
     )
 
@@ -208,7 +208,7 @@ class Job(models.Model):
 
     # Money, in integer micro-cents (1,000,000 = US$1.00).
     estimated_micro_cents = models.BigIntegerField(help_text="Our price when submitted.")
-    charged_micro_cents = models.BigIntegerField(
+    api_cost_micro_cents = models.BigIntegerField(
         null=True, blank=True, help_text="costMicroCents reported by the API."
     )
     refunded_micro_cents = models.BigIntegerField(default=0)
@@ -248,7 +248,7 @@ class Job(models.Model):
             models.Index(
                 fields=["owner", "-created_at", "-id"],
                 name="job_owner_created",
-                include=["status", "charged_micro_cents", "estimated_micro_cents"],
+                include=["status", "api_cost_micro_cents", "estimated_micro_cents"],
             ),
             # A manager's history, and the team's spend and budget for a period: the
             # dashboard's grouped sums and the budget check read only this index.
@@ -257,7 +257,7 @@ class Job(models.Model):
                 name="job_team_created",
                 include=[
                     "status",
-                    "charged_micro_cents",
+                    "api_cost_micro_cents",
                     "estimated_micro_cents",
                     "owner",
                     "project",
@@ -278,7 +278,7 @@ class Job(models.Model):
                 condition=Q(estimated_micro_cents__gte=0), name="job_estimate_not_negative"
             ),
             models.CheckConstraint(
-                condition=Q(charged_micro_cents__isnull=True) | Q(charged_micro_cents__gte=0),
+                condition=Q(api_cost_micro_cents__isnull=True) | Q(api_cost_micro_cents__gte=0),
                 name="job_charge_not_negative",
             ),
             models.CheckConstraint(condition=Q(refunded_micro_cents__gte=0), name="job_refund_not_negative"),
@@ -304,12 +304,12 @@ class Job(models.Model):
         return self.status in IN_FLIGHT
 
     @property
-    def charge_micro_cents(self):
+    def billed_micro_cents(self):
         """What this job costs the team: the API's cost, else our estimate; 0 if refunded."""
         if self.status in NOT_CHARGED:
             return 0
-        if self.charged_micro_cents is not None:
-            return self.charged_micro_cents
+        if self.api_cost_micro_cents is not None:
+            return self.api_cost_micro_cents
         return self.estimated_micro_cents
 
     @property

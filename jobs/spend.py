@@ -345,8 +345,8 @@ CSV_COLUMNS = [
     "status",
     "estimated_micro_cents",
     "api_cost_micro_cents",
-    "charged_micro_cents",
-    "charged_usd",
+    "billed_micro_cents",
+    "billed_usd",
     "refunded_micro_cents",
     "pixelbyte_job_id",
     "request_id",
@@ -371,7 +371,7 @@ def csv_rows(jobs, zone):
     yield writer.writerow(CSV_COLUMNS)
     rows = jobs.select_related("owner", "team").order_by("created_at", "pk").iterator(chunk_size=2000)
     for job in rows:
-        charged = job.charge_micro_cents
+        billed = job.billed_micro_cents
         yield writer.writerow(
             [
                 safe_cell(timezone.localtime(job.created_at, zone).isoformat()),
@@ -386,9 +386,9 @@ def csv_rows(jobs, zone):
                 "" if job.seed is None else job.seed,
                 job.status,
                 job.estimated_micro_cents,
-                "" if job.charged_micro_cents is None else job.charged_micro_cents,
-                charged,
-                f"{Decimal(charged) / pricing.MICRO_CENTS_PER_DOLLAR:f}",
+                "" if job.api_cost_micro_cents is None else job.api_cost_micro_cents,
+                billed,
+                f"{Decimal(billed) / pricing.MICRO_CENTS_PER_DOLLAR:f}",
                 job.refunded_micro_cents,
                 safe_cell(job.remote_id or ""),
                 safe_cell(job.request_id),

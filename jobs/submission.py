@@ -219,8 +219,8 @@ def settle_success(job, result):
         locked = Job.objects.select_for_update().get(pk=job.pk)
         locked.remote_id = locked.remote_id or result.job_id
         locked.request_id = locked.request_id or result.request_id
-        if locked.charged_micro_cents is None:
-            locked.charged_micro_cents = result.cost_micro_cents
+        if locked.api_cost_micro_cents is None:
+            locked.api_cost_micro_cents = result.cost_micro_cents
         locked.estimated_completion_at = locked.estimated_completion_at or result.estimated_completion_at
         locked.submitted_at = locked.submitted_at or now
         apply_to_locked(
@@ -230,7 +230,7 @@ def settle_success(job, result):
             also_save=(
                 "remote_id",
                 "request_id",
-                "charged_micro_cents",
+                "api_cost_micro_cents",
                 "estimated_completion_at",
                 "submitted_at",
             ),
@@ -241,13 +241,13 @@ def settle_success(job, result):
         job.pk,
         job.remote_id,
         job.request_id or "-",
-        job.charged_micro_cents,
+        job.api_cost_micro_cents,
     )
-    if job.charged_micro_cents is not None and job.charged_micro_cents != job.estimated_micro_cents:
+    if job.api_cost_micro_cents is not None and job.api_cost_micro_cents != job.estimated_micro_cents:
         log.warning(
             "job %s: PixelByte charged %s µ¢ but the studio estimated %s µ¢",
             job.pk,
-            job.charged_micro_cents,
+            job.api_cost_micro_cents,
             job.estimated_micro_cents,
         )
 

@@ -88,7 +88,7 @@ LIST_FIELDS = [
     "thumbnail_url",
     "poster_url",
     "output_url",
-    "charged_micro_cents",
+    "api_cost_micro_cents",
     "estimated_micro_cents",
     "model_slug",
 ]
@@ -173,7 +173,7 @@ STATUS_FIELDS = (
     "poster_url",
     "error_code",
     "error_message",
-    "charged_micro_cents",
+    "api_cost_micro_cents",
     "estimated_micro_cents",
     "model_slug",
 )
@@ -191,7 +191,7 @@ def status_payload(job, now, request):
         "slow": job.is_slow(now),
         "stuck": job.is_stuck(now),
         "charged": job.was_charged,
-        "charge": pricing.format_dollars(job.charge_micro_cents),
+        "charge": pricing.format_dollars(job.billed_micro_cents),
         "video": job.output_url or None,
         "poster": job.poster_url or None,
         "error": job.error_message or None,

@@ -19,7 +19,7 @@ def test_the_preview_says_before_the_click_which_budget_would_refuse(page):
     team = Team.objects.create(name="Docs", monthly_budget_micro_cents=1_000_000)
     user = make_user("ida")
     Profile.objects.create(user=user, team=team, role=Role.MEMBER)
-    make_job(user, team=team, charged_micro_cents=500_000)
+    make_job(user, team=team, api_cost_micro_cents=500_000)
     sign_in(page, user)
     page.goto(page.base_url + "/")
 

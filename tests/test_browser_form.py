@@ -60,7 +60,7 @@ def test_submitting_in_the_browser_stores_the_job_and_shows_it(page):
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     job = Job.objects.get(owner=user)
     assert job.status in (Status.PENDING, Status.PROCESSING, Status.COMPLETED)
-    assert (job.quality, job.aspect_ratio, job.charged_micro_cents) == ("pro", "9:16", 337_500)
+    assert (job.quality, job.aspect_ratio, job.api_cost_micro_cents) == ("pro", "9:16", 337_500)
     expect(page.locator("body")).to_contain_text(job.remote_id)
 
 

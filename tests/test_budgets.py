@@ -102,7 +102,7 @@ def test_bud06_refunded_and_refused_jobs_release_their_amount_unknown_ones_keep_
 
 
 def test_the_api_cost_counts_over_our_estimate(member):
-    make_job(member, team=Profile.objects.get(user=member).team, charged_micro_cents=300_000)
+    make_job(member, team=Profile.objects.get(user=member).team, api_cost_micro_cents=300_000)
     assert budgets.budgets_for(member)[0].spent == 300_000
 
 
@@ -147,13 +147,13 @@ def test_bud11_ten_thousand_random_jobs_sum_in_sql_as_in_python(owner):
             aspect_ratio="16:9",
             status=rng.choice(statuses),
             estimated_micro_cents=rng.randrange(0, 10**9),
-            charged_micro_cents=rng.choice([None, rng.randrange(0, 10**12)]),
+            api_cost_micro_cents=rng.choice([None, rng.randrange(0, 10**12)]),
             model_slug=pricing.DEFAULT_MODEL.slug,
         )
         for _ in range(10_000)
     ]
     Job.objects.bulk_create(jobs, batch_size=2000)
-    expected = sum(job.charge_micro_cents for job in jobs)
+    expected = sum(job.billed_micro_cents for job in jobs)
     total = Job.objects.spend()
     assert isinstance(total, int) and total == expected
 

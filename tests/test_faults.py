@@ -127,7 +127,7 @@ def test_a_request_that_never_left_is_not_sent_and_said_so(
         if hole:
             hole.stop()
     job = Job.objects.get()
-    assert (job.status, job.charge_micro_cents) == (Status.REFUSED, 0)
+    assert (job.status, job.billed_micro_cents) == (Status.REFUSED, 0)
     assert "nothing was sent" in response.content.decode()
     assert KEY not in caplog.text
 

@@ -38,7 +38,7 @@ def test_prices_and_charges_follow_the_catalog(generated):
         if job.status == Status.COMPLETED:
             assert job.output_url.startswith("https://") and job.completed_at >= job.created_at
         if job.status == Status.REFUSED:
-            assert job.remote_id is None and job.charge_micro_cents == 0
+            assert job.remote_id is None and job.billed_micro_cents == 0
 
 
 def test_a_few_people_make_most_of_the_videos(generated):

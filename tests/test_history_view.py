@@ -37,7 +37,7 @@ def test_rows_show_what_a_person_needs(owner_client, owner):
         duration=10,
         aspect_ratio="9:16",
         status=Status.COMPLETED,
-        charged_micro_cents=675_000,
+        api_cost_micro_cents=675_000,
         thumbnail_url="https://cdn.example/t.jpg",
     )
     html = owner_client.get(LIST).content.decode()

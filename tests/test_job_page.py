@@ -40,7 +40,7 @@ def test_the_page_shows_every_parameter_costs_timeline_and_ids(owner_client, own
         status=Status.COMPLETED,
         remote_id="job_abc",
         request_id="req_xyz",
-        charged_micro_cents=675_000,
+        api_cost_micro_cents=675_000,
         output_url="https://cdn.example/v.mp4",
         poster_url="https://cdn.example/p.jpg",
         created_at=now - timedelta(seconds=200),
@@ -125,7 +125,7 @@ def test_cancel_a_pending_job_records_the_refund_and_zero_spend(owner_client, ow
     assert reverse("jobs:cancel", args=[job.pk]) in html
     response = owner_client.post(reverse("jobs:cancel", args=[job.pk]), follow=True)
     job.refresh_from_db()
-    assert (job.status, job.refunded_micro_cents, job.charge_micro_cents) == (Status.CANCELLED, 675_000, 0)
+    assert (job.status, job.refunded_micro_cents, job.billed_micro_cents) == (Status.CANCELLED, 675_000, 0)
     assert Job.objects.filter(pk=job.pk).spend() == 0
     assert "Cancelled. PixelByte refunded $0.675." in response.content.decode()
     assert sandbox.jobs[job.remote_id].cancelled_at is not None

@@ -79,13 +79,13 @@ def test_a_completion_stores_outputs_progress_and_time(owner):
 
 
 def test_a_failure_stores_the_error_and_counts_as_zero_spend(owner):
-    job = make_job(owner, status=Status.PENDING, remote_id="job_1", charged_micro_cents=225_000)
+    job = make_job(owner, status=Status.PENDING, remote_id="job_1", api_cost_micro_cents=225_000)
     apply_update(
         job.pk, Update("failed", error_code="INTERNAL_ERROR", error_message="Model inference failed")
     )
     job.refresh_from_db()
     assert (job.error_code, job.error_message) == ("INTERNAL_ERROR", "Model inference failed")
-    assert job.charge_micro_cents == 0 and not job.was_charged
+    assert job.billed_micro_cents == 0 and not job.was_charged
     assert Job.objects.filter(pk=job.pk).spend() == 0
 
 
@@ -164,7 +164,7 @@ def test_a_webhook_that_overtakes_the_submit_answer_is_not_undone_by_it(owner):
     answer = pixelbyte.Submitted("job_9", "req_9", "pending", 225_000, None)
     submission.settle_success(job, answer)
     job.refresh_from_db()
-    assert (job.status, job.error_code, job.remote_id, job.charge_micro_cents) == (
+    assert (job.status, job.error_code, job.remote_id, job.billed_micro_cents) == (
         Status.FAILED,
         "INTERNAL_ERROR",
         "job_9",

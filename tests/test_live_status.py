@@ -54,7 +54,7 @@ def test_a_completed_job_carries_its_video_and_charge(owner_client, owner):
         status=Status.COMPLETED,
         output_url="https://cdn.example/v.mp4",
         poster_url="https://cdn.example/p.jpg",
-        charged_micro_cents=337_500,
+        api_cost_micro_cents=337_500,
     )
     data = owner_client.get(reverse("jobs:status", args=[job.pk])).json()
     assert data["video"] == "https://cdn.example/v.mp4" and data["poster"] == "https://cdn.example/p.jpg"

@@ -52,8 +52,8 @@ def csv_of(response):
 
 
 def test_a_member_sees_only_their_own_spend(client, cast):
-    job_for(cast["ann"], prompt="ann's", charged_micro_cents=225_000)
-    job_for(cast["bob"], prompt="bob's", charged_micro_cents=675_000)
+    job_for(cast["ann"], prompt="ann's", api_cost_micro_cents=225_000)
+    job_for(cast["bob"], prompt="bob's", api_cost_micro_cents=675_000)
     client.force_login(cast["ann"])
     report = client.get(SPEND).context["report"]
     assert report.total == 225_000
@@ -64,9 +64,9 @@ def test_a_member_sees_only_their_own_spend(client, cast):
 
 
 def test_a_manager_sees_the_team_by_member_and_not_other_teams(client, cast):
-    job_for(cast["ann"], charged_micro_cents=225_000)
-    job_for(cast["bob"], charged_micro_cents=675_000)
-    job_for(cast["blue_boss"], charged_micro_cents=999_000)
+    job_for(cast["ann"], api_cost_micro_cents=225_000)
+    job_for(cast["bob"], api_cost_micro_cents=675_000)
+    job_for(cast["blue_boss"], api_cost_micro_cents=999_000)
     client.force_login(cast["manager"])
     response = client.get(SPEND)
     report = response.context["report"]
@@ -108,8 +108,8 @@ def test_managers_filter_the_history_by_member(client, cast):
 
 
 def test_staff_see_every_team_and_can_pick_one(client, cast):
-    job_for(cast["ann"], charged_micro_cents=225_000)
-    job_for(cast["blue_boss"], charged_micro_cents=100_000)
+    job_for(cast["ann"], api_cost_micro_cents=225_000)
+    job_for(cast["blue_boss"], api_cost_micro_cents=100_000)
     admin = make_user("root", is_staff=True)
     client.force_login(admin)
     assert client.get(SPEND).context["report"].total == 325_000
@@ -117,10 +117,12 @@ def test_staff_see_every_team_and_can_pick_one(client, cast):
 
 
 def test_spend_counts_api_cost_else_estimate_and_nothing_for_refunds(client, cast):
-    job_for(cast["loner"], charged_micro_cents=300_000, status=Status.COMPLETED)
+    job_for(cast["loner"], api_cost_micro_cents=300_000, status=Status.COMPLETED)
     job_for(cast["loner"], status=Status.UNKNOWN)  # estimate 225,000 until resolved
-    job_for(cast["loner"], status=Status.FAILED, charged_micro_cents=225_000)
-    job_for(cast["loner"], status=Status.CANCELLED, charged_micro_cents=225_000, refunded_micro_cents=225_000)
+    job_for(cast["loner"], status=Status.FAILED, api_cost_micro_cents=225_000)
+    job_for(
+        cast["loner"], status=Status.CANCELLED, api_cost_micro_cents=225_000, refunded_micro_cents=225_000
+    )
     job_for(cast["loner"], status=Status.REFUSED)
     client.force_login(cast["loner"])
     report = client.get(SPEND).context["report"]
@@ -192,7 +194,7 @@ def test_period_arithmetic(key, first, last):
 
 def test_the_month_end_projection_follows_the_pace(cast):
     now = datetime(2026, 4, 10, 12, tzinfo=UTC)  # day 10 of 30
-    make_job(cast["loner"], created_at=datetime(2026, 4, 2, tzinfo=UTC), charged_micro_cents=1_000_000)
+    make_job(cast["loner"], created_at=datetime(2026, 4, 2, tzinfo=UTC), api_cost_micro_cents=1_000_000)
     scope = spend.scope_for(cast["loner"])
     period = spend.period_for("this_month", now.date(), ZoneInfo("UTC"))
     report = spend.report(scope, period, cast["loner"], now=now)
@@ -200,7 +202,7 @@ def test_the_month_end_projection_follows_the_pace(cast):
 
 
 def test_the_chart_is_server_drawn_svg_readable_without_colour(client, cast):
-    job_for(cast["ann"], charged_micro_cents=225_000)
+    job_for(cast["ann"], api_cost_micro_cents=225_000)
     client.force_login(cast["manager"])
     html = client.get(SPEND).content.decode()
     assert '<svg viewBox="0 0 720 240" role="img"' in html
@@ -218,7 +220,7 @@ def test_the_csv_has_what_finance_needs_and_neutralises_formulas(client, cast):
         duration=10,
         seed=42,
         status=Status.COMPLETED,
-        charged_micro_cents=675_000,
+        api_cost_micro_cents=675_000,
         remote_id="job_xyz",
         request_id="req_1",
     )
@@ -230,7 +232,7 @@ def test_the_csv_has_what_finance_needs_and_neutralises_formulas(client, cast):
     assert row["user"] == "ann" and row["team"] == "Red"
     assert row["prompt"] == '\'=HYPERLINK("http://evil.example")' and row["project"] == "'+cmd"
     assert (row["quality"], row["duration_s"], row["seed"], row["status"]) == ("pro", "10", "42", "completed")
-    assert (row["charged_micro_cents"], row["charged_usd"], row["pixelbyte_job_id"]) == (
+    assert (row["api_cost_micro_cents"], row["billed_usd"], row["pixelbyte_job_id"]) == (
         "675000",
         "0.675",
         "job_xyz",

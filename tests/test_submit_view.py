@@ -65,7 +65,7 @@ def test_a_submission_is_stored_with_the_sandbox_job_id_and_cost(owner_client, o
     assert job.status == Status.PENDING
     assert job.remote_id.startswith("job_") and job.remote_id in sandbox.jobs
     assert job.request_id.startswith("req_")
-    assert (job.estimated_micro_cents, job.charged_micro_cents) == (675_000, 675_000)
+    assert (job.estimated_micro_cents, job.api_cost_micro_cents) == (675_000, 675_000)
     assert job.params == {
         "prompt": form_data()["prompt"],
         "quality": "pro",
@@ -124,7 +124,7 @@ def test_a_refusal_keeps_the_form_says_why_and_records_the_job(owner_client, san
     assert "A castle [balance]" in html
     assert response.context["form"].initial["submission_key"] != job.submission_key
     assert (job.status, job.error_code, job.remote_id) == (Status.REFUSED, "INSUFFICIENT_BALANCE", None)
-    assert job.charge_micro_cents == 0
+    assert job.billed_micro_cents == 0
 
 
 def test_the_sandbox_can_be_reached_through_the_same_client_code(owner_client, sandbox, settings):
@@ -150,7 +150,7 @@ def test_a_timeout_after_sending_is_unknown_shown_plainly_and_not_resent(
     response, job = submit_through_form(owner_client, caplog)
     assert response.status_code == 302
     assert job.status == Status.UNKNOWN
-    assert job.charge_micro_cents == job.estimated_micro_cents  # counts until resolved
+    assert job.billed_micro_cents == job.estimated_micro_cents  # counts until resolved
     page = owner_client.get(job.get_absolute_url()).content.decode()
     assert "could not confirm whether PixelByte accepted this video" in page
     assert "has not been sent again" in page
@@ -218,7 +218,7 @@ def test_the_job_page_of_someone_else_is_404(client, owner, outsider):
 
 
 def test_the_list_shows_only_my_jobs_and_my_spend(owner_client, owner, outsider):
-    make_job(owner, prompt="mine", charged_micro_cents=337_500)
+    make_job(owner, prompt="mine", api_cost_micro_cents=337_500)
     make_job(owner, prompt="refunded", status=Status.FAILED)
     make_job(outsider, prompt="theirs")
     html = owner_client.get(reverse("jobs:list")).content.decode()

@@ -64,7 +64,7 @@ def test_a_failed_sandbox_job_is_failed_and_not_charged(owner, sandbox):
     age(job, 5)
     sync()
     job.refresh_from_db()
-    assert (job.status, job.error_code, job.charge_micro_cents) == (Status.FAILED, "INTERNAL_ERROR", 0)
+    assert (job.status, job.error_code, job.billed_micro_cents) == (Status.FAILED, "INTERNAL_ERROR", 0)
 
 
 def test_jobs_not_yet_due_are_left_alone(owner, sandbox):
@@ -88,7 +88,7 @@ def test_api08_a_lost_answer_is_found_in_the_list_and_adopted_never_resent(owner
     settings.SANDBOX_SUBMIT_DELAY = 0.5  # the sandbox creates the job, but answers too late
     job = submit(owner)
     assert (job.status, job.remote_id) == (Status.UNKNOWN, None)
-    assert job.charge_micro_cents == 225_000  # counts against budgets until resolved
+    assert job.billed_micro_cents == 225_000  # counts against budgets until resolved
     settings.SANDBOX_SUBMIT_DELAY = 0
     import time
 
@@ -111,7 +111,7 @@ def test_api08_with_no_such_job_after_the_window_it_is_not_sent_and_released(own
     )
     Command().sync_once()
     job.refresh_from_db()
-    assert (job.status, job.error_code, job.charge_micro_cents) == (Status.REFUSED, "NOT_SENT", 0)
+    assert (job.status, job.error_code, job.billed_micro_cents) == (Status.REFUSED, "NOT_SENT", 0)
     assert job.next_check_at is None
     assert api.count("POST") == 0
 
@@ -289,7 +289,7 @@ def test_two_lost_submits_never_take_each_others_remote_job(owner, outsider, fak
     assert dave_job.remote_id in (None, "job_dave")
     # neither is written off as never sent while a job that may be its own exists
     assert eve_job.status == Status.UNKNOWN and eve_job.error_code == "NEEDS_DECISION"
-    assert eve_job.charge_micro_cents > 0 and dave_job.charge_micro_cents > 0
+    assert eve_job.billed_micro_cents > 0 and dave_job.billed_micro_cents > 0
     assert "job_dave" in eve_job.error_message
     assert api.count("POST") == 2  # nothing was ever re-sent
 
@@ -423,5 +423,5 @@ def test_a_submit_answered_with_an_unstorable_id_is_never_written_off_as_not_sen
     Command().sync_once()
     job.refresh_from_db()
     assert (job.status, job.error_code) == (Status.UNKNOWN, "NEEDS_DECISION")
-    assert job.charge_micro_cents > 0
+    assert job.billed_micro_cents > 0
     assert "PixelByte accepted this job" in job.error_message

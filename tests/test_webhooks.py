@@ -124,7 +124,7 @@ def test_a_failed_delivery_fails_the_job_and_says_nothing_was_charged(csrf_clien
     ).encode()
     deliver(csrf_client, hook, body)
     hook.refresh_from_db()
-    assert (hook.status, hook.error_code, hook.charge_micro_cents) == (Status.FAILED, "INTERNAL_ERROR", 0)
+    assert (hook.status, hook.error_code, hook.billed_micro_cents) == (Status.FAILED, "INTERNAL_ERROR", 0)
 
 
 def test_a_wrapped_body_is_understood(csrf_client, hook):

@@ -158,7 +158,7 @@ class Command(BaseCommand):
             status=status,
             progress={Status.PROCESSING: 50, Status.COMPLETED: 100}.get(status, 0),
             estimated_micro_cents=cost,
-            charged_micro_cents=cost if sent and status != Status.UNKNOWN else None,
+            api_cost_micro_cents=cost if sent and status != Status.UNKNOWN else None,
             refunded_micro_cents=cost if status in (Status.FAILED, Status.CANCELLED) else 0,
             remote_id=remote,
             request_id=f"req_{rng.getrandbits(48):012x}" if sent else "",
