@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
-from . import pricing, webhooks
+from . import lifecycle, pricing, webhooks
 from .accounts import StudioAdminAuthenticationForm
 from .models import Job, Profile, Status, Team, WebhookDelivery, WebhookTally
 
@@ -121,13 +121,69 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "remote_id", "request_id", "owner__username", "project"]
     list_select_related = ["owner", "team"]
     date_hierarchy = "created_at"
-    readonly_fields = ["submission_key", "params", "outputs", "created_at", "updated_at"]
+    # Status and money change only through the lifecycle: here, by naming the PixelByte job
+    # of an outcome-unknown row (the worker then reads its status) or marking it not sent.
+    readonly_fields = [
+        "submission_key",
+        "params",
+        "status",
+        "progress",
+        "estimated_micro_cents",
+        "api_cost_micro_cents",
+        "refunded_micro_cents",
+        "outputs",
+        "created_at",
+        "updated_at",
+    ]
     raw_id_fields = ["owner"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["mark_not_sent"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and (obj.status != Status.UNKNOWN or obj.remote_id):
+            fields.append("remote_id")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        """Write only what staff changed (never the status a worker may be moving), and hand
+        a newly named PixelByte job to the lifecycle."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        fields = [name for name in form.changed_data if name != "remote_id"]
+        if fields:
+            obj.save(update_fields=fields)
+        if "remote_id" in form.changed_data and obj.remote_id and lifecycle.adopt(obj.pk, obj.remote_id):
+            self.message_user(
+                request, f"Job {obj.pk} is now {obj.remote_id}; the sync worker reads its status."
+            )
+        return None
+
+    @admin.action(description="Mark selected outcome-unknown jobs as never sent (nothing charged)")
+    def mark_not_sent(self, request, queryset):
+        message = "A member of staff found that PixelByte never created this job: nothing was charged."
+        moved = sum(
+            lifecycle.mark_not_sent(pk, code="NOT_SENT", message=message)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{moved} job(s) marked not sent; others were left as they were.")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record kept to explain what happened: shown, never added or edited here."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """Every callback for one of our jobs, and a sample of refused ones, so a missing or
     refused one can be seen and explained (all refused ones are counted under tallies)."""
 
@@ -145,15 +201,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_select_related = ["job"]
     date_hierarchy = "received_at"
     actions = ["reapply"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Re-apply selected verified deliveries to their jobs")
     def reapply(self, request, queryset):
@@ -174,22 +221,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookTally)
-class WebhookTallyAdmin(admin.ModelAdmin):
+class WebhookTallyAdmin(ReadOnlyAdmin):
     """Requests refused before they reached a job, counted per minute: the traffic the
     delivery log only samples. Read-only; the sync worker forgets them after a week."""
 
     list_display = ["minute", "verdict", "count"]
     list_filter = ["verdict"]
     date_hierarchy = "minute"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

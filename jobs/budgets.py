@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import pricing
-from .models import Job, Profile, Team, profile_or_none
+from . import access, pricing
+from .models import Job, Profile, Team
 
 WARN_AT_PERCENT = 80
 
@@ -105,8 +105,12 @@ def _team_budget(team, now):
 
 def budgets_for(user, now=None):
     """Every budget that applies to ``user`` now, with its spend (for showing; takes no lock)."""
+    return budgets_of(user, access.profile_of(user), now)
+
+
+def budgets_of(user, profile, now=None):
+    """``budgets_for`` with the user's profile (or None) already read, as a viewer has it."""
     now = now or timezone.now()
-    profile = profile_or_none(user)
     found = []
     if profile is not None and profile.monthly_budget_micro_cents is not None:
         found.append(_user_budget(user, profile, now))

@@ -21,53 +21,63 @@ class TextField(forms.CharField):
         return super().to_python(value)
 
 
+def _text_field(spec):
+    return TextField(
+        label=spec.label,
+        max_length=spec.max_length,
+        required=spec.required,
+        help_text=spec.help_text,
+        widget=forms.Textarea(attrs={"rows": 6, "maxlength": spec.max_length}),
+        error_messages={
+            "required": "Write a prompt: describe the video you want.",
+            "max_length": (
+                "The prompt is %(show_value)d characters long; "
+                "the limit is %(limit_value)d. Shorten it and try again."
+            ),
+        },
+    )
+
+
+def _choice_field(spec):
+    allowed = ", ".join(c.value for c in spec.choices)
+    return forms.ChoiceField(
+        label=spec.label,
+        choices=[(c.value, c.label) for c in spec.choices],
+        initial=spec.default,
+        required=spec.required,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": f"Choose the {spec.label.lower()}.",
+            "invalid_choice": (
+                f"“%(value)s” is not an allowed {spec.label.lower()}. " + CHOICE_ERROR % {"allowed": allowed}
+            ),
+        },
+    )
+
+
+def _integer_field(spec):
+    return forms.IntegerField(
+        label=spec.label,
+        required=spec.required,
+        min_value=spec.min_value,
+        max_value=spec.max_value,
+        help_text=spec.help_text,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "Random"}),
+        error_messages={
+            "invalid": f"The {spec.label.lower()} must be a whole number.",
+            "min_value": f"The {spec.label.lower()} must be at least %(limit_value)s.",
+            "max_value": f"The {spec.label.lower()} must be at most %(limit_value)s.",
+        },
+    )
+
+
+FIELD_BUILDERS = {"text": _text_field, "choice": _choice_field, "integer": _integer_field}
+
+
 def field_for(spec):
-    if spec.kind == "text":
-        return TextField(
-            label=spec.label,
-            max_length=spec.max_length,
-            required=spec.required,
-            help_text=spec.help_text,
-            widget=forms.Textarea(attrs={"rows": 6, "maxlength": spec.max_length}),
-            error_messages={
-                "required": "Write a prompt: describe the video you want.",
-                "max_length": (
-                    "The prompt is %(show_value)d characters long; "
-                    "the limit is %(limit_value)d. Shorten it and try again."
-                ),
-            },
-        )
-    if spec.kind == "choice":
-        allowed = ", ".join(c.value for c in spec.choices)
-        return forms.ChoiceField(
-            label=spec.label,
-            choices=[(c.value, c.label) for c in spec.choices],
-            initial=spec.default,
-            required=spec.required,
-            widget=forms.RadioSelect,
-            error_messages={
-                "required": f"Choose the {spec.label.lower()}.",
-                "invalid_choice": (
-                    f"“%(value)s” is not an allowed {spec.label.lower()}. "
-                    + CHOICE_ERROR % {"allowed": allowed}
-                ),
-            },
-        )
-    if spec.kind == "integer":
-        return forms.IntegerField(
-            label=spec.label,
-            required=spec.required,
-            min_value=spec.min_value,
-            max_value=spec.max_value,
-            help_text=spec.help_text,
-            widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "Random"}),
-            error_messages={
-                "invalid": f"The {spec.label.lower()} must be a whole number.",
-                "min_value": f"The {spec.label.lower()} must be at least %(limit_value)s.",
-                "max_value": f"The {spec.label.lower()} must be at most %(limit_value)s.",
-            },
-        )
-    raise ValueError(f"unknown input kind {spec.kind!r}")
+    if spec.kind not in FIELD_BUILDERS:
+        raise ValueError(f"unknown input kind {spec.kind!r}")
+    return FIELD_BUILDERS[spec.kind](spec)
 
 
 class JobForm(forms.Form):
@@ -136,10 +146,6 @@ class JobForm(forms.Form):
             allowed = {c.value for c in spec.choices}
             values[spec.name] = value if value in allowed else spec.default
         return self.model.cost(values)
-
-    def cost(self):
-        """The server's own price for the cleaned input (never the browser's)."""
-        return self.model.cost(self.params())
 
     def with_new_key(self):
         """An unbound copy of this form, prefilled with what was typed, and a fresh key."""

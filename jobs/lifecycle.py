@@ -1,7 +1,11 @@
-"""Applying a remote update to a job: the one state machine.
+"""The one state machine: every change of a job's status, and of the money on it.
 
-Every status change (a submit answer, a webhook, a poll) goes through
-``apply_update``. Its rules:
+Nothing else in the code base writes ``Job.status``, ``api_cost_micro_cents`` or
+``refunded_micro_cents``; a test walks the code to keep it so. ``TRANSITIONS`` is the
+table of which status may follow which; every verb below moves a job only along it.
+
+What PixelByte says (a submit answer, a webhook, a poll, a list item adopted for a lost
+answer) arrives as a ``pixelbyte.RemoteJob`` and goes through ``apply_update``:
 
 - a terminal state (completed, failed, cancelled, refused) never changes;
 - an update that is behind what is stored (processing after completed, pending
@@ -10,33 +14,43 @@ Every status change (a submit answer, a webhook, a poll) goes through
 - an update at the same stage may fill in what was missing (the outputs after a
   webhook that carried none, an error message, the completion time).
 
-The row is locked while the update is applied, so a webhook and a poll arriving
-together cannot interleave.
+What the studio decides itself has a verb of its own: ``accept`` (the submit answer),
+``mark_unknown`` (no usable answer: the outcome is unknown), ``mark_not_sent`` (it never
+reached PixelByte), ``needs_decision`` (a lost answer the worker cannot match),
+``adopt`` (staff name the PixelByte job) and ``cancelled`` (with its refund).
+
+The row is locked while it changes, so a webhook and a poll arriving together cannot
+interleave.
 """
 
+import enum
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from .models import TERMINAL, Job, Status
+from .models import TERMINAL, Job, Status, Verdict
+from .pixelbyte import RemoteJob
 
 log = logging.getLogger(__name__)
 
-# How far along the lifecycle each status is; an update may only move forward.
-STAGE = {
-    Status.SUBMITTING: 0,
-    Status.UNKNOWN: 0,
-    Status.PENDING: 1,
-    Status.PROCESSING: 2,
-    Status.COMPLETED: 3,
-    Status.FAILED: 3,
-    Status.CANCELLED: 3,
-    Status.REFUSED: 3,
+_FORWARD = {Status.PENDING, Status.PROCESSING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+# Which status may follow which. Everything not listed is refused; a terminal status has
+# no way out.
+TRANSITIONS = {
+    Status.SUBMITTING: _FORWARD | {Status.UNKNOWN, Status.REFUSED},
+    Status.UNKNOWN: _FORWARD | {Status.REFUSED},
+    Status.PENDING: _FORWARD - {Status.PENDING},
+    Status.PROCESSING: {Status.COMPLETED, Status.FAILED, Status.CANCELLED},
+    Status.COMPLETED: set(),
+    Status.FAILED: set(),
+    Status.CANCELLED: set(),
+    Status.REFUSED: set(),
 }
-REMOTE_STATUSES = {Status.PENDING, Status.PROCESSING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+REMOTE_STATUSES = frozenset(_FORWARD)
+# Sent, but what PixelByte made of it is not known yet.
+UNSETTLED = (Status.SUBMITTING, Status.UNKNOWN)
 PROGRESS = {Status.PENDING: 0, Status.PROCESSING: 50, Status.COMPLETED: 100}
 FILLABLE = (
     "output_url",
@@ -47,54 +61,38 @@ FILLABLE = (
     "error_message",
     "completed_at",
 )
+MEDIA = ("output_url", "thumbnail_url", "poster_url", "outputs")
 
 # The sync worker's rhythm: young jobs often, old ones rarely.
 MIN_CHECK_SECONDS = 3
 MAX_CHECK_SECONDS = 60
+# When the worker first looks for a job whose submit answer may have been lost.
+UNKNOWN_FIRST_CHECK = timedelta(seconds=30)
 
 
-@dataclass(frozen=True)
-class Update:
-    """What the API says about a job, from any source."""
+class Outcome(enum.StrEnum):
+    """What applying an update did; the values are the verdicts a webhook is stored with."""
 
-    status: str
-    progress: int | None = None
-    output_url: str = ""
-    thumbnail_url: str = ""
-    poster_url: str = ""
-    outputs: list | None = None
-    error_code: str = ""
-    error_message: str = ""
-    completed_at: object = None
-    remote_id: str = ""
+    APPLIED = Verdict.APPLIED  # the status moved forward
+    FILLED = Verdict.FILLED  # same status, missing details stored
+    UNCHANGED = Verdict.UNCHANGED  # nothing new
+    STALE = Verdict.STALE  # behind what is stored, or a terminal job asked to change
+    INVALID = Verdict.INVALID_STATUS  # a status the contract does not know
 
-    @classmethod
-    def from_remote(cls, remote):
-        """From a ``pixelbyte.RemoteJob``."""
-        return cls(
-            status=remote.status,
-            progress=remote.progress,
-            output_url=remote.output_url,
-            thumbnail_url=remote.thumbnail_url,
-            poster_url=remote.poster_url,
-            outputs=remote.outputs,
-            error_code=remote.error_code,
-            error_message=remote.error_message,
-            completed_at=remote.completed_at,
-            remote_id=remote.job_id,
-        )
+    @property
+    def changed(self):
+        return self in (Outcome.APPLIED, Outcome.FILLED)
 
 
-class Outcome:
-    APPLIED = "applied"  # the status moved forward
-    FILLED = "filled"  # same status, missing details stored
-    UNCHANGED = "unchanged"  # nothing new
-    STALE = "stale"  # behind what is stored, or a terminal job asked to change
-    INVALID = "invalid"  # a status the contract does not know
+def may_move(old, new):
+    return Status(new) in TRANSITIONS[Status(old)]
 
 
-def apply_update(job_id, update, *, now=None, refetch=False, authoritative=False):
-    """Apply ``update`` to the job; return (job, outcome).
+# --- what PixelByte says ----------------------------------------------------------------
+
+
+def apply_update(job_id, remote, *, now=None, refetch=False, authoritative=False):
+    """Apply ``remote`` (a ``pixelbyte.RemoteJob``) to the job; return (job, outcome).
 
     ``authoritative`` marks a read of ``GET /v1/jobs/{id}``: its media links replace
     what a webhook suggested (the contract documents the webhook's ``output`` only
@@ -106,7 +104,7 @@ def apply_update(job_id, update, *, now=None, refetch=False, authoritative=False
     """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
-        outcome = apply_to_locked(job, update, now=now, refetch=refetch, authoritative=authoritative)
+        outcome = apply_to_locked(job, remote, now=now, refetch=refetch, authoritative=authoritative)
     return job, outcome
 
 
@@ -128,15 +126,15 @@ UPDATED_FIELDS = (
 )
 
 
-def apply_to_locked(job, update, *, now=None, refetch=False, authoritative=False, also_save=()):
+def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False, also_save=()):
     """``apply_update`` for a job the caller has already locked (``select_for_update``)
-    inside its own transaction; return the outcome. ``also_save`` names fields the
-    caller changed, written in the same statement."""
+    inside its own transaction; return the outcome. ``also_save`` names fields this module
+    changed on the row first, written in the same statement."""
     now = now or timezone.now()
     before = {name: getattr(job, name) for name in UPDATED_FIELDS}
-    outcome = _apply(job, update, now, authoritative)
+    outcome = _apply(job, remote, now, authoritative)
     changed = list(also_save)
-    if outcome in (Outcome.APPLIED, Outcome.FILLED):
+    if outcome.changed:
         job.updated_at = now
         job.next_check_at = now if refetch and job.remote_id else next_check_at(job, now)
         changed += [name for name in UPDATED_FIELDS if getattr(job, name) != before[name]]
@@ -144,60 +142,159 @@ def apply_to_locked(job, update, *, now=None, refetch=False, authoritative=False
         job.save(update_fields=list(dict.fromkeys(changed)))
     if outcome == Outcome.INVALID:
         log.warning(
-            "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, update.status, job.status
+            "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, remote.status, job.status
         )
     elif outcome == Outcome.APPLIED:
         log.info("job %s is now %s", job.pk, job.status)
     return outcome
 
 
-def _apply(job, update, now, authoritative=False):
-    if update.status not in REMOTE_STATUSES:
+def _apply(job, remote, now, authoritative=False):
+    if remote.status not in REMOTE_STATUSES:
         return Outcome.INVALID
-    adopted = bool(update.remote_id and not job.remote_id)
+    adopted = bool(remote.job_id and not job.remote_id)
     if adopted:
-        job.remote_id = update.remote_id
-    new, old = Status(update.status), Status(job.status)
+        job.remote_id = remote.job_id
+    new, old = Status(remote.status), Status(job.status)
     if new == old:
-        filled = _fill(job, update, authoritative)
+        filled = _fill(job, remote, authoritative)
         return Outcome.FILLED if filled or adopted else Outcome.UNCHANGED
-    if old in TERMINAL or STAGE[new] < STAGE[old]:
+    if not may_move(old, new):
         return Outcome.STALE
     if new != Status.FAILED:
         # An earlier problem (no answer, not found) is over now that the job moved on.
         job.error_code = job.error_message = ""
     job.status = new
-    job.progress = max(job.progress, _progress(update))
+    job.progress = max(job.progress, _progress(remote))
     if new == Status.PROCESSING or (new in TERMINAL and job.started_at is None and old == Status.PROCESSING):
         job.started_at = job.started_at or now
     if new in TERMINAL:
-        job.completed_at = update.completed_at or now
-    _fill(job, update, authoritative)
+        job.completed_at = remote.completed_at or now
+    _fill(job, remote, authoritative)
     return Outcome.APPLIED
 
 
-def _progress(update):
-    if isinstance(update.progress, int) and 0 <= update.progress <= 100:
-        return update.progress
-    return PROGRESS.get(update.status, 0)
+def _progress(remote):
+    if isinstance(remote.progress, int) and 0 <= remote.progress <= 100:
+        return remote.progress
+    return PROGRESS.get(remote.status, 0)
 
 
-MEDIA = ("output_url", "thumbnail_url", "poster_url", "outputs")
-
-
-def _fill(job, update, authoritative=False):
+def _fill(job, remote, authoritative=False):
     """Store details the job lacks (or, from an authoritative read, media links that
     differ); return whether anything was stored."""
     changed = False
-    progress = max(job.progress, _progress(update))
+    progress = max(job.progress, _progress(remote))
     if progress != job.progress:
         job.progress, changed = progress, True
     for name in FILLABLE:
-        value, current = getattr(update, name), getattr(job, name)
+        value, current = getattr(remote, name), getattr(job, name)
         if value and (not current or (authoritative and name in MEDIA and value != current)):
             setattr(job, name, value)
             changed = True
     return changed
+
+
+# --- what the studio decides --------------------------------------------------------------
+
+
+def accept(job_id, submitted, *, now=None):
+    """Store a submit answer (``pixelbyte.Submitted``) and apply its status; return the job.
+
+    A webhook may already have moved the job on (its URL carries the job's token), so
+    only what is still missing is written."""
+    now = now or timezone.now()
+    status = submitted.status if submitted.status in REMOTE_STATUSES else Status.PENDING
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        job.remote_id = job.remote_id or submitted.job_id
+        job.request_id = job.request_id or submitted.request_id
+        if job.api_cost_micro_cents is None:
+            job.api_cost_micro_cents = submitted.cost_micro_cents
+        job.estimated_completion_at = job.estimated_completion_at or submitted.estimated_completion_at
+        job.submitted_at = job.submitted_at or now
+        answered = (
+            "remote_id",
+            "request_id",
+            "api_cost_micro_cents",
+            "estimated_completion_at",
+            "submitted_at",
+        )
+        apply_to_locked(job, RemoteJob(job_id=submitted.job_id, status=status), now=now, also_save=answered)
+    return job
+
+
+def _settle(job_id, status, fields, *, now):
+    """Move a job that is still unsettled (sending, or outcome unknown, with no remote id)
+    to ``status`` with ``fields``; return whether it moved."""
+    sources = [s for s in UNSETTLED if s == status or may_move(s, status)]
+    unsettled = Job.objects.filter(pk=job_id, remote_id__isnull=True, status__in=sources)
+    return bool(unsettled.update(status=status, updated_at=now, **fields))
+
+
+def mark_unknown(job_id, *, code, message, request_id="", now=None):
+    """A submit got no usable answer: it may have been created (and charged), so it counts
+    until the worker finds out. Only a job still sending is touched: a webhook that
+    already reported the job's fate knows better than a lost answer."""
+    now = now or timezone.now()
+    return bool(
+        Job.objects.filter(pk=job_id, status=Status.SUBMITTING).update(
+            status=Status.UNKNOWN,
+            error_code=code[:64],
+            error_message=message,
+            request_id=request_id[:128],
+            updated_at=now,
+            next_check_at=now + UNKNOWN_FIRST_CHECK,
+        )
+    )
+
+
+def mark_not_sent(job_id, *, code, message, request_id="", now=None):
+    """The job never reached PixelByte (refused, or never created): nothing is charged."""
+    now = now or timezone.now()
+    fields = {
+        "error_code": code[:64],
+        "error_message": message,
+        "next_check_at": None,
+        "last_checked_at": now,
+    }
+    if request_id:
+        fields["request_id"] = request_id[:128]
+    return _settle(job_id, Status.REFUSED, fields, now=now)
+
+
+NEEDS_DECISION = "NEEDS_DECISION"
+
+
+def needs_decision(job_id, message, *, recheck_at, now=None):
+    """A lost answer the worker cannot match with certainty: the job stays outcome unknown,
+    counting in spend, until staff name its PixelByte job or mark it not sent."""
+    now = now or timezone.now()
+    fields = {"error_code": NEEDS_DECISION, "error_message": message, "next_check_at": recheck_at}
+    return _settle(job_id, Status.UNKNOWN, {**fields, "last_checked_at": now}, now=now)
+
+
+def adopt(job_id, remote_id, *, now=None):
+    """Staff name the PixelByte job of an unknown row: the worker reads its status at once."""
+    now = now or timezone.now()
+    fields = {"remote_id": remote_id, "error_code": "", "error_message": "", "next_check_at": now}
+    return _settle(job_id, Status.UNKNOWN, fields, now=now)
+
+
+def cancelled(job_id, refunded_micro_cents, *, now=None):
+    """PixelByte cancelled the job and refunded it; return (job, outcome)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        refund = ()
+        if may_move(job.status, Status.CANCELLED):
+            job.refunded_micro_cents, refund = refunded_micro_cents, ("refunded_micro_cents",)
+        outcome = apply_to_locked(job, _status_only(job, Status.CANCELLED), now=now, also_save=refund)
+    return job, outcome
+
+
+def _status_only(job, status):
+    return RemoteJob(job_id=job.remote_id or "", status=status)
 
 
 # --- timing -------------------------------------------------------------------------

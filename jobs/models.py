@@ -2,9 +2,8 @@ import secrets
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import models
-from django.db.models import Case, Exists, Q, Sum, Value, When
+from django.db.models import Case, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -95,63 +94,7 @@ class Profile(models.Model):
         return self.team_id is not None and self.role == Role.MANAGER
 
 
-def profile_or_none(user):
-    """The user's profile with its team (None for a user in no team), read once per request."""
-    if not hasattr(user, "_studio_profile"):
-        user._studio_profile = Profile.objects.filter(user_id=user.pk).select_related("team").first()
-    return user._studio_profile
-
-
-def is_manager(user):
-    profile = profile_or_none(user)
-    return profile is not None and profile.is_manager
-
-
-def team_members(user):
-    """The people a manager (or staff) may filter the history by; empty for everyone else."""
-    profile = profile_or_none(user)
-    if user.is_staff:
-        team_ids = Profile.objects.exclude(team=None).values("team_id")
-        return list(get_user_model().objects.filter(profile__team_id__in=team_ids).order_by("username")[:500])
-    if profile is None or not profile.is_manager:
-        return []
-    return list(get_user_model().objects.filter(profile__team_id=profile.team_id).order_by("username"))
-
-
-def project_labels(user, recent=500):
-    """Project labels used lately by the user's team (or by the user), most recent first."""
-    profile = profile_or_none(user)
-    jobs = (
-        Job.objects.filter(team_id=profile.team_id)
-        if profile and profile.team_id
-        else Job.objects.filter(owner=user)
-    )
-    labels = jobs.exclude(project="").order_by("-created_at").values_list("project", flat=True)[:recent]
-    return list(dict.fromkeys(labels))[:50]
-
-
 class JobQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Staff see every job; a manager sees the team's; everyone else their own."""
-        if user.is_staff:
-            return self.all()
-        profile = profile_or_none(user)
-        if profile is not None and profile.is_manager:
-            return self.filter(team_id=profile.team_id)
-        return self.filter(owner=user)
-
-    def visible_by_id_to(self, user):
-        """``visible_to``'s rule written into the query itself, with no profile read
-        first: one query for looking up jobs by id (the status JSON is asked for every
-        few seconds by every open page). Not for lists: the OR keeps PostgreSQL from
-        walking one index in order, which ``visible_to``'s single condition allows."""
-        if user.is_staff:
-            return self.all()
-        managed = Profile.objects.filter(user_id=user.pk, role=Role.MANAGER, team__isnull=False)
-        return self.filter(
-            Q(team_id__in=managed.values("team_id")) | (Q(owner_id=user.pk) & ~Exists(managed))
-        )
-
     def unfinished(self):
         return self.filter(status__in=IN_FLIGHT)
 
@@ -291,13 +234,23 @@ class Job(models.Model):
     def get_absolute_url(self):
         return reverse("jobs:detail", args=[self.pk])
 
+    @staticmethod
+    def input_fields(model, params):
+        """The columns that record what was asked for: a catalog model and its cleaned input."""
+        return {
+            "model_slug": model.slug,
+            "prompt": params["prompt"],
+            "quality": params["quality"],
+            "duration": int(params["duration"]),
+            "aspect_ratio": params["aspect_ratio"],
+            "seed": params.get("seed"),
+            "params": params,
+            "estimated_micro_cents": model.cost(params),
+        }
+
     @property
     def catalog_model(self):
         return pricing.MODELS.get(self.model_slug)
-
-    @property
-    def is_terminal(self):
-        return self.status in TERMINAL
 
     @property
     def in_flight(self):
@@ -339,27 +292,30 @@ class Job(models.Model):
         model = self.catalog_model
         return model.typical_seconds if model else 180
 
+    def _running_for(self, now):
+        """Seconds since it was sent, while it is still in flight (None otherwise)."""
+        if not self.in_flight or self.submitted_at is None:
+            return None
+        return ((now or timezone.now()) - self.submitted_at).total_seconds()
+
     def is_slow(self, now=None):
         """Still in flight after its estimated completion time."""
-        if not self.in_flight or self.submitted_at is None:
-            return False
-        now = now or timezone.now()
-        return (now - self.submitted_at).total_seconds() > self.expected_seconds()
+        running = self._running_for(now)
+        return running is not None and running > self.expected_seconds()
 
     def is_send_overdue(self, now=None):
         """Still sending after the submit deadline: the process that sent it gave no answer,
         so the sync worker is finding out from PixelByte whether the job was created."""
         if self.status != Status.SUBMITTING:
             return False
-        now = now or timezone.now()
-        return (now - self.created_at).total_seconds() > settings.PIXELBYTE_SUBMIT_DEADLINE
+        return (
+            (now or timezone.now()) - self.created_at
+        ).total_seconds() > settings.PIXELBYTE_SUBMIT_DEADLINE
 
     def is_stuck(self, now=None):
         """Still in flight after three times its expected duration."""
-        if not self.in_flight or self.submitted_at is None:
-            return False
-        now = now or timezone.now()
-        return (now - self.submitted_at).total_seconds() > STUCK_FACTOR * self.expected_seconds()
+        running = self._running_for(now)
+        return running is not None and running > STUCK_FACTOR * self.expected_seconds()
 
 
 class Verdict(models.TextChoices):

@@ -23,7 +23,8 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import quote
@@ -416,7 +417,7 @@ class Client:
         payload, request_id = self._read("GET", f"/v1/jobs/{quote(job_id, safe='')}")
         job = remote_job_from(payload)
         if not job.job_id:
-            job = RemoteJob(**{**job.__dict__, "job_id": job_id})
+            job = replace(job, job_id=job_id)
         return job
 
     def list_jobs(self, *, limit=20, cursor=None, status=None, model=None):
@@ -649,3 +650,13 @@ def client_from_settings():
         read_timeout=settings.PIXELBYTE_READ_TIMEOUT,
         submit_deadline=settings.PIXELBYTE_SUBMIT_DEADLINE,
     )
+
+
+@contextmanager
+def client_or_default(client=None):
+    """``client`` as it is, or a client for the configured API that is closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    with client_from_settings() as own:
+        yield own

@@ -145,10 +145,6 @@ MODELS = {m.slug: m for m in (KLING_V25_TEXT_TO_VIDEO,)}
 DEFAULT_MODEL = KLING_V25_TEXT_TO_VIDEO
 
 
-def get_model(slug):
-    return MODELS[slug]
-
-
 def format_dollars(micro_cents: int) -> str:
     """``225000`` → ``$0.225``: at least two decimals, more only when needed."""
     amount = Decimal(int(micro_cents)) / MICRO_CENTS_PER_DOLLAR

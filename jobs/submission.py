@@ -8,106 +8,25 @@ the row ``unknown`` until the API says what happened.
 """
 
 import logging
-import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import budgets, pixelbyte
-from .lifecycle import REMOTE_STATUSES, Update, apply_to_locked, apply_update
+from . import budgets, lifecycle, pixelbyte, throttle
 from .models import Job, Status
 
 log = logging.getLogger(__name__)
 
-COOLDOWN_KEY = "pixelbyte:submit-cooldown-until"
 # When the worker first looks for a job whose submit answer never came.
 STALLED_SUBMIT = timedelta(minutes=2)
-UNKNOWN_FIRST_CHECK = timedelta(seconds=30)
-
-
-class SubmissionPaused(Exception):
-    """Submissions are paused for a while (the API asked us to wait, or is failing)."""
-
-    def __init__(self, seconds, reason="PixelByte asked the studio to slow down."):
-        self.seconds = seconds
-        super().__init__(f"{reason} Nothing was sent; try again in {seconds} s.")
-
-
-# --- the circuit breaker (API-09) ------------------------------------------------------
-# After BREAKER_THRESHOLD submits in a row fail for lack of an answer (network down,
-# timeouts, 5xx), new submits fail at once without calling PixelByte, for a cool-off;
-# then exactly one trial submit is let through, and its outcome closes or re-opens it.
-
-BREAKER_KEY = "pixelbyte:breaker"
-BREAKER_TRIAL_KEY = "pixelbyte:breaker-trial"
-BREAKER_THRESHOLD = 5
-BREAKER_FAILURES = (pixelbyte.NotSent, pixelbyte.NoAnswer, pixelbyte.ServerError)
-
-
-def breaker_allows(state):
-    """Raise ``SubmissionPaused`` while the breaker (``state``, as read from the cache) is
-    open; let one trial through after."""
-    if not state or state["failures"] < BREAKER_THRESHOLD:
-        return
-    left = state["open_until"] - time.time()
-    reason = "PixelByte is not answering, so the studio paused submissions."
-    if left > 0:
-        raise SubmissionPaused(int(-(-left // 1)), reason)
-    if not cache.add(BREAKER_TRIAL_KEY, True, timeout=settings.PIXELBYTE_BREAKER_COOLOFF):
-        raise SubmissionPaused(5, reason + " A test submission is under way.")
-
-
-def breaker_record(exc=None, seen=None):
-    """Count a submit's outcome. ``seen`` is the breaker state read before the call
-    (a trial is only ever let through with one): when there was none and PixelByte
-    answered, there is nothing to clear."""
-    if exc is None or not isinstance(exc, BREAKER_FAILURES):
-        if seen:  # PixelByte answered: it is up
-            cache.delete_many([BREAKER_KEY, BREAKER_TRIAL_KEY])
-        return
-    state = cache.get(BREAKER_KEY) or {"failures": 0, "open_until": 0}
-    state["failures"] += 1
-    if state["failures"] >= BREAKER_THRESHOLD:
-        state["open_until"] = time.time() + settings.PIXELBYTE_BREAKER_COOLOFF
-        cache.delete(BREAKER_TRIAL_KEY)
-        log.warning("%s submits in a row got no answer: pausing submissions", state["failures"])
-    cache.set(BREAKER_KEY, state, timeout=None)
 
 
 class ForeignSubmissionKey(Exception):
     """The submission key belongs to someone else's job."""
-
-
-def cooldown_remaining(until=...):
-    """Whole seconds left before the studio may submit again (0 when free)."""
-    if until is ...:
-        until = cache.get(COOLDOWN_KEY)
-    if until is None:
-        return 0
-    return max(0, int(-(-(until - time.time()) // 1)))
-
-
-def _may_submit():
-    """Raise ``SubmissionPaused`` during a pause PixelByte asked for or while the breaker
-    is open; return the breaker state seen. One read of the shared cache."""
-    found = cache.get_many([COOLDOWN_KEY, BREAKER_KEY])
-    wait = cooldown_remaining(found.get(COOLDOWN_KEY))
-    if wait:
-        raise SubmissionPaused(wait)
-    breaker_allows(found.get(BREAKER_KEY))
-    return found.get(BREAKER_KEY)
-
-
-def start_cooldown(retry_after):
-    seconds = settings.PIXELBYTE_DEFAULT_COOLDOWN if retry_after is None else retry_after
-    seconds = min(max(seconds, 1), settings.PIXELBYTE_MAX_COOLDOWN)
-    cache.set(COOLDOWN_KEY, time.time() + seconds, timeout=seconds + 1)
-    return seconds
 
 
 def submit_job(*, user, model, params, submission_key, project="", client=None):
@@ -120,7 +39,7 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
     existing = Job.objects.filter(submission_key=submission_key).first()
     if existing is not None:
         return _own(existing, user)
-    breaker = _may_submit()
+    breaker = throttle.check_submit()
     try:
         job = record(user=user, model=model, params=params, submission_key=submission_key, project=project)
     except (IntegrityError, budgets.OverBudget):
@@ -130,14 +49,8 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
         if twin is None:
             raise
         return _own(twin, user)
-    owns_client = client is None
-    client = client or pixelbyte.client_from_settings()
-    try:
-        send(job, client, breaker)
-    finally:
-        if owns_client:
-            client.close()
-    return job
+    with pixelbyte.client_or_default(client) as api:
+        return send(job, api, breaker)
 
 
 def _own(job, user):
@@ -147,22 +60,15 @@ def _own(job, user):
 
 
 def record(*, user, model, params, submission_key, project=""):
-    cost = model.cost(params)
+    fields = Job.input_fields(model, params)
     with transaction.atomic():
-        team = budgets.lock_and_check(user, cost)
+        team = budgets.lock_and_check(user, fields["estimated_micro_cents"])
         return Job.objects.create(
             owner=user,
             team=team,
             project=project,
             submission_key=submission_key,
-            model_slug=model.slug,
-            prompt=params["prompt"],
-            quality=params["quality"],
-            duration=int(params["duration"]),
-            aspect_ratio=params["aspect_ratio"],
-            seed=params.get("seed"),
-            params=params,
-            estimated_micro_cents=cost,
+            **fields,
             # Settling replaces this; it only matters if this process dies mid-call,
             # when the sync worker reconciles the row with PixelByte's list.
             next_check_at=timezone.now() + STALLED_SUBMIT,
@@ -184,22 +90,18 @@ def webhook_url_for(job):
 
 
 def send(job, client, breaker=None):
-    """Call the API for a recorded job and store the outcome on it."""
+    """Call the API for a recorded job, store the outcome, and return the job as stored."""
     try:
         result = client.submit(job.model_slug, job.params, webhook_url=webhook_url_for(job))
     except pixelbyte.ApiError as exc:
-        breaker_record(exc, breaker)
-        settle_error(job, exc)
-    else:
-        breaker_record(None, breaker)
-        settle_success(job, result)
-    return job
+        throttle.record_submit(exc, breaker)
+        return settle_error(job, exc)
+    throttle.record_submit(None, breaker)
+    return settle_success(job, result)
 
 
 def settle_success(job, result):
-    """Store the submit answer. A webhook may already have moved the job on (its URL
-    carries the job's token), so only what is still missing is written, under the lock."""
-    now = timezone.now()
+    """Store the submit answer (see ``lifecycle.accept``); return the job."""
     taken = (
         Job.objects.filter(remote_id=result.job_id).exclude(pk=job.pk).values_list("pk", flat=True).first()
     )
@@ -214,59 +116,30 @@ def settle_success(job, result):
                 request_id=result.request_id,
             ),
         )
-    status = result.status if result.status in REMOTE_STATUSES else Status.PENDING
-    with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        locked.remote_id = locked.remote_id or result.job_id
-        locked.request_id = locked.request_id or result.request_id
-        if locked.api_cost_micro_cents is None:
-            locked.api_cost_micro_cents = result.cost_micro_cents
-        locked.estimated_completion_at = locked.estimated_completion_at or result.estimated_completion_at
-        locked.submitted_at = locked.submitted_at or now
-        apply_to_locked(
-            locked,
-            Update(status=status),
-            now=now,
-            also_save=(
-                "remote_id",
-                "request_id",
-                "api_cost_micro_cents",
-                "estimated_completion_at",
-                "submitted_at",
-            ),
-        )
-    job.__dict__.update({f.attname: getattr(locked, f.attname) for f in Job._meta.concrete_fields})
+    job = lifecycle.accept(job.pk, result)
+    cost = job.api_cost_micro_cents
     log.info(
-        "job %s sent: remote id %s, request %s, charged %s µ¢",
+        "job %s sent: remote id %s, request %s, cost %s µ¢",
         job.pk,
         job.remote_id,
         job.request_id or "-",
-        job.api_cost_micro_cents,
+        cost,
     )
-    if job.api_cost_micro_cents is not None and job.api_cost_micro_cents != job.estimated_micro_cents:
+    if cost is not None and cost != job.estimated_micro_cents:
         log.warning(
             "job %s: PixelByte charged %s µ¢ but the studio estimated %s µ¢",
             job.pk,
-            job.api_cost_micro_cents,
+            cost,
             job.estimated_micro_cents,
         )
+    return job
 
 
 def settle_error(job, exc):
-    """Store a failed submit. Only a job still ``submitting`` is touched: a webhook that
-    already reported the job's fate knows better than a lost answer."""
-    if isinstance(exc, pixelbyte.RateLimited):
-        start_cooldown(exc.retry_after)
-    now = timezone.now()
-    unknown = exc.maybe_processed
-    Job.objects.filter(pk=job.pk, status=Status.SUBMITTING).update(
-        status=Status.UNKNOWN if unknown else Status.REFUSED,
-        error_code=(exc.code or type(exc).__name__)[:64],
-        error_message=exc.message,
-        request_id=(exc.request_id or "")[:128],
-        updated_at=now,
-        next_check_at=now + UNKNOWN_FIRST_CHECK if unknown else None,
-    )
+    """Store a failed submit: outcome unknown when PixelByte may have acted on it, else not
+    sent; return the job. A webhook that already reported the job's fate wins."""
+    verb = lifecycle.mark_unknown if exc.maybe_processed else lifecycle.mark_not_sent
+    verb(job.pk, code=exc.code or type(exc).__name__, message=exc.message, request_id=exc.request_id or "")
     job.refresh_from_db()
     log.warning(
         "job %s %s: %s (code %s, HTTP %s, request %s)",
@@ -277,6 +150,7 @@ def settle_error(job, exc):
         exc.http_status or "-",
         exc.request_id or "-",
     )
+    return job
 
 
 class CannotCancel(Exception):
@@ -287,10 +161,9 @@ def cancel_job(job, client=None):
     """Cancel a job still pending at PixelByte and record its refund."""
     if job.status != Status.PENDING or not job.remote_id:
         raise CannotCancel("Only a video still waiting in the queue can be cancelled.")
-    owns_client = client is None
-    client = client or pixelbyte.client_from_settings()
     try:
-        result = client.cancel(job.remote_id)
+        with pixelbyte.client_or_default(client) as api:
+            result = api.cancel(job.remote_id)
     except pixelbyte.ApiError as exc:
         log.warning("job %s: cancel refused: %s (code %s)", job.pk, exc.message, exc.code or "-")
         if exc.code == "JOB_CANNOT_BE_CANCELLED":
@@ -300,12 +173,6 @@ def cancel_job(job, client=None):
                 "PixelByte has already started this video, so it can no longer be cancelled."
             ) from exc
         raise CannotCancel(f"The video was not cancelled: {exc.message}") from exc
-    finally:
-        if owns_client:
-            client.close()
-    job, _ = apply_update(job.pk, Update(status=Status.CANCELLED))
-    if job.status == Status.CANCELLED:
-        Job.objects.filter(pk=job.pk).update(refunded_micro_cents=result.refunded_micro_cents)
-        job.refunded_micro_cents = result.refunded_micro_cents
+    job, _ = lifecycle.cancelled(job.pk, result.refunded_micro_cents)
     log.info("job %s cancelled; refunded %s µ¢", job.pk, result.refunded_micro_cents)
     return job

@@ -1,31 +1,35 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import budgets, history, pricing, spend, webhooks
+from . import budgets, history, live, pricing, spend, webhooks
+from .access import Viewer
 from .forms import HistoryFilterForm, JobForm, SpendFilterForm
-from .models import Job, Status, Team, is_manager, project_labels, team_members
-from .submission import CannotCancel, ForeignSubmissionKey, SubmissionPaused, cancel_job, submit_job
+from .models import Status
+from .submission import CannotCancel, ForeignSubmissionKey, cancel_job, submit_job
+from .throttle import SubmissionPaused
 
 
-def _get_job_for_user(request, job_id):
-    """The job if this user may see it; 404 otherwise."""
-    return get_object_or_404(Job.objects.visible_by_id_to(request.user), pk=job_id)
+def whole_number(raw, max_digits=18):
+    """The number ``raw`` spells in ASCII digits (at most ``max_digits``), else None."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= max_digits:
+        return int(raw)
+    return None
 
 
 def _render_form(request, form, status=200, refused_job=None, source_job=None):
+    viewer = Viewer.for_request(request)
     context = {
         "form": form,
         "catalog": pricing.catalog_for_browser(form.model),
-        "budgets": [b.as_json() for b in budgets.budgets_for(request.user)],
+        "budgets": [b.as_json() for b in budgets.budgets_of(request.user, viewer.profile)],
         "warn_at_percent": budgets.WARN_AT_PERCENT,
-        "project_labels": project_labels(request.user),
+        "project_labels": viewer.project_labels(),
         "refused_job": refused_job,
         "source_job": source_job,
     }
@@ -34,10 +38,10 @@ def _render_form(request, form, status=200, refused_job=None, source_job=None):
 
 def _source_job(request):
     """The job named by ``?from=<id>`` (Re-run, Vary seed), if the user may see it."""
-    source = request.GET.get("from", "")
-    if not (source.isascii() and source.isdigit() and len(source) < 19):
+    source = whole_number(request.GET.get("from", ""))
+    if source is None:
         return None
-    return _get_job_for_user(request, int(source))
+    return Viewer.for_request(request).job_or_404(source)
 
 
 @require_http_methods(["GET", "POST"])
@@ -96,8 +100,9 @@ LIST_FIELDS = [
 
 @require_GET
 def job_list(request):
-    filters = HistoryFilterForm(request.GET or None, members=team_members(request.user))
-    jobs = filters.apply(Job.objects.visible_to(request.user)).select_related("owner").only(*LIST_FIELDS)
+    viewer = Viewer.for_request(request)
+    filters = HistoryFilterForm(request.GET or None, members=viewer.members())
+    jobs = filters.apply(viewer.jobs()).select_related("owner").only(*LIST_FIELDS)
     page = history.page_of(
         jobs,
         after=history.Cursor.decode(request.GET.get("after")),
@@ -109,16 +114,15 @@ def job_list(request):
         "page": page,
         "newer_url": _page_url(request, "before", page.newer),
         "older_url": _page_url(request, "after", page.older),
-        "has_any_job": bool(page.jobs) or Job.objects.visible_to(request.user).exists(),
-        "show_owner": request.user.is_staff or is_manager(request.user),
+        "has_any_job": bool(page.jobs) or viewer.jobs().exists(),
+        "show_owner": viewer.sees_owners,
     }
     return render(request, "jobs/list.html", context)
 
 
 def _page_size(request):
-    raw = request.GET.get("per_page", "")
-    size = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 4 else history.PAGE_SIZE
-    return min(max(size, 1), history.MAX_PAGE_SIZE)
+    size = whole_number(request.GET.get("per_page", ""), max_digits=3)
+    return min(max(history.PAGE_SIZE if size is None else size, 1), history.MAX_PAGE_SIZE)
 
 
 def _page_url(request, direction, cursor):
@@ -133,13 +137,16 @@ def _page_url(request, direction, cursor):
 
 @require_GET
 def job_detail(request, job_id):
-    job = _get_job_for_user(request, job_id)
+    job = Viewer.for_request(request).job_or_404(job_id)
     return render(request, "jobs/detail.html", {"job": job})
 
 
 @require_POST
 def job_cancel(request, job_id):
-    job = _get_job_for_user(request, job_id)
+    viewer = Viewer.for_request(request)
+    job = viewer.job_or_404(job_id)
+    if not viewer.may_cancel(job):
+        raise Http404("No such job.")
     try:
         job = cancel_job(job)
     except CannotCancel as exc:
@@ -162,25 +169,32 @@ def health(request):
 
 # --- live status ------------------------------------------------------------------------
 
+# Everything the live parts draw (jobs.live): a field left out here would cost a query per job.
 STATUS_FIELDS = (
     "pk",
     "status",
     "progress",
-    "submitted_at",
     "created_at",
+    "submitted_at",
+    "started_at",
+    "completed_at",
     "estimated_completion_at",
     "output_url",
+    "thumbnail_url",
     "poster_url",
     "error_code",
     "error_message",
     "api_cost_micro_cents",
     "estimated_micro_cents",
+    "refunded_micro_cents",
     "model_slug",
 )
 MAX_STATUS_IDS = 100
 
 
 def status_payload(job, now, request):
+    # Only the parts the asking page shows, and the note, which the JSON has always carried.
+    html = live.fragments(job, request, {*live.requested(request.GET.get("parts", "")), "note"})
     return {
         "id": job.pk,
         "status": job.status,
@@ -196,8 +210,9 @@ def status_payload(job, now, request):
         "poster": job.poster_url or None,
         "error": job.error_message or None,
         "errorCode": job.error_code or None,
-        # The note under the status, rendered by the same template as the page.
-        "note": render_to_string("jobs/_note_body.html", {"job": job, "request": request}).strip(),
+        "note": html["note"],
+        # Each live part as the page's own partial draws it; the browser swaps them in.
+        "html": html,
     }
 
 
@@ -205,8 +220,8 @@ def status_payload(job, now, request):
 def job_statuses(request):
     """Live status of the signed-in user's jobs named in ``?ids=1,2,3``, in one query."""
     parts = request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]
-    ids = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 18]
-    jobs = Job.objects.visible_by_id_to(request.user).filter(pk__in=ids).only(*STATUS_FIELDS)
+    ids = [number for number in map(whole_number, parts) if number is not None]
+    jobs = Viewer.for_request(request).jobs_by_id(ids).only(*STATUS_FIELDS)
     now = timezone.now()
     return JsonResponse(
         {"jobs": [status_payload(job, now, request) for job in jobs], "serverTime": now.isoformat()}
@@ -215,7 +230,7 @@ def job_statuses(request):
 
 @require_GET
 def job_status(request, job_id):
-    job = get_object_or_404(Job.objects.visible_by_id_to(request.user).only(*STATUS_FIELDS), pk=job_id)
+    job = Viewer.for_request(request).job_or_404(job_id, fields=STATUS_FIELDS)
     return JsonResponse(status_payload(job, timezone.now(), request))
 
 
@@ -242,9 +257,9 @@ def pixelbyte_webhook(request, token):
 
 def _spend_request(request):
     """(form, scope, period) for the dashboard and its CSV, from the query string."""
-    teams = list(Team.objects.order_by("name")) if request.user.is_staff else []
-    form = SpendFilterForm(request.GET or None, teams=teams)
-    scope = spend.scope_for(request.user, form.value("team"))
+    viewer = Viewer.for_request(request)
+    form = SpendFilterForm(request.GET or None, teams=viewer.spend_teams())
+    scope = viewer.spend_scope(form.value("team"))
     zone = timezone.get_current_timezone()
     period = spend.period_for(
         form.value("period") or "this_month",
@@ -259,7 +274,7 @@ def _spend_request(request):
 @require_GET
 def spend_dashboard(request):
     form, scope, period = _spend_request(request)
-    result = spend.report(scope, period, request.user)
+    result = spend.report(scope, period)
     context = {
         "form": form,
         "scope": scope,

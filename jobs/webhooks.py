@@ -49,7 +49,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import pixelbyte
-from .lifecycle import Outcome, Update, apply_to_locked, apply_update
+from .lifecycle import apply_to_locked, apply_update
 from .models import ANONYMOUS_VERDICTS, Job, Verdict, WebhookDelivery, WebhookTally
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,6 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What is kept of a refused request: enough to explain it, too little to fill the disk.
 REFUSED_BODY_KEPT = 1024
 REFUSED_SAMPLE_PER_HOUR = 100
-
-OUTCOME_VERDICTS = {
-    Outcome.APPLIED: Verdict.APPLIED,
-    Outcome.FILLED: Verdict.FILLED,
-    Outcome.UNCHANGED: Verdict.UNCHANGED,
-    Outcome.STALE: Verdict.STALE,
-    Outcome.INVALID: Verdict.INVALID_STATUS,
-}
 
 
 @dataclass(frozen=True)
@@ -207,8 +199,8 @@ def _process(job, remote, record, body, dedup_key):
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
             _check_named(locked, remote)
-            outcome = apply_to_locked(locked, Update.from_remote(remote), refetch=True)
-            verdict = OUTCOME_VERDICTS[outcome]
+            # An outcome's value is the verdict it is stored with.
+            verdict = Verdict(apply_to_locked(locked, remote, refetch=True))
             WebhookDelivery.objects.create(
                 verdict=verdict, http_status=200, body=_text(body), dedup_key=dedup_key, **record
             )
@@ -279,5 +271,5 @@ def reapply(delivery):
         raise ValueError("Only a verified delivery for a known job can be re-applied.")
     payload = pixelbyte.unwrap(json.loads(delivery.body))
     remote = pixelbyte.remote_job_from(payload)
-    _, outcome = apply_update(delivery.job_id, Update.from_remote(remote), refetch=True)
+    _, outcome = apply_update(delivery.job_id, remote, refetch=True)
     return outcome

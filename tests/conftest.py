@@ -4,9 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from jobs.models import Role
 from sandbox.engine import SANDBOX
 
-from .helpers import FakeApi, StudioServer, make_user
+from .helpers import FakeApi, StudioServer, make_member, make_team, make_user
+
+# Re-exported: browser tests written before helpers.py held these import them from here.
+from .helpers import sign_in as sign_in
+from .helpers import wait_until as wait_until
 
 
 def pytest_configure(config):
@@ -68,14 +73,43 @@ def fake_api(settings):
         api.stop()
 
 
+# --- the cast: three people in one team, one in another team, one in none, and staff ---
+
+
 @pytest.fixture
-def owner(db):
-    return make_user("owner")
+def team(db):
+    return make_team("Studio")
+
+
+@pytest.fixture
+def owner(team):
+    return make_member("owner", team)
+
+
+@pytest.fixture
+def teammate(team):
+    return make_member("teammate", team)
+
+
+@pytest.fixture
+def manager(team):
+    return make_member("manager", team, role=Role.MANAGER)
 
 
 @pytest.fixture
 def outsider(db):
-    return make_user("outsider")
+    return make_member("outsider", make_team("Elsewhere"))
+
+
+@pytest.fixture
+def loner(db):
+    """Someone in no team, with no profile: no budget applies to them."""
+    return make_user("loner")
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("staff", is_staff=True)
 
 
 @pytest.fixture
@@ -138,26 +172,3 @@ def page(browser, request, live_server, settings):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
-
-
-def sign_in(page, user):
-    """Log the browser in as ``user`` by handing it a session cookie."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies["sessionid"]
-    page.context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": page.base_url}])
-
-
-def wait_until(page, expression, timeout=10.0):
-    """Poll ``expression`` in the page until it is truthy (Playwright's wait_for_function
-    compiles its predicate with eval, which the studio's CSP rightly forbids)."""
-    import time as _time
-
-    deadline = _time.monotonic() + timeout
-    while _time.monotonic() < deadline:
-        if page.evaluate(expression):
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"still false after {timeout} s: {expression}")

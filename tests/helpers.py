@@ -14,9 +14,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.test import Client
 
 from jobs import pricing
-from jobs.models import Job, Status
+from jobs.models import Job, Profile, Role, Status, Team
 
 PASSWORD = "correct horse battery staple"
 _names = itertools.count(1)
@@ -25,6 +26,19 @@ _names = itertools.count(1)
 def make_user(username=None, **extra):
     username = username or f"user{next(_names)}"
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+
+
+def make_team(name=None, **fields):
+    return Team.objects.create(name=name or f"Team {next(_names)}", **fields)
+
+
+def make_member(user_or_username, team, role=Role.MEMBER, **profile_fields):
+    """A user (given, or made from a username, or None for a made-up one) with a profile
+    in ``team`` (None: in no team)."""
+    made = user_or_username is None or isinstance(user_or_username, str)
+    user = make_user(user_or_username) if made else user_or_username
+    Profile.objects.create(user=user, team=team, role=role, **profile_fields)
+    return user
 
 
 def make_job(owner, **overrides):
@@ -61,6 +75,25 @@ def form_data(**overrides):
     }
     data.update(overrides)
     return data
+
+
+def sign_in(page, user):
+    """Log the browser in as ``user`` by handing it a session cookie."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies["sessionid"]
+    page.context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": page.base_url}])
+
+
+def wait_until(page, expression, timeout=10.0):
+    """Poll ``expression`` in the page until it is truthy (Playwright's wait_for_function
+    compiles its predicate with eval, which the studio's CSP rightly forbids)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"still false after {timeout} s: {expression}")
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -3,10 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from jobs.models import Profile, Role, Team
-
-from .conftest import sign_in
-from .helpers import make_job, make_user
+from .helpers import make_job, make_member, make_team, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -16,9 +13,8 @@ def choose(page, label):
 
 
 def test_the_preview_says_before_the_click_which_budget_would_refuse(page):
-    team = Team.objects.create(name="Docs", monthly_budget_micro_cents=1_000_000)
-    user = make_user("ida")
-    Profile.objects.create(user=user, team=team, role=Role.MEMBER)
+    team = make_team("Docs", monthly_budget_micro_cents=1_000_000)
+    user = make_member("ida", team)
     make_job(user, team=team, api_cost_micro_cents=500_000)
     sign_in(page, user)
     page.goto(page.base_url + "/")

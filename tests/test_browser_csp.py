@@ -4,10 +4,9 @@ import re
 
 import pytest
 
-from jobs.models import Profile, Role, Status, Team
+from jobs.models import Role, Status
 
-from .conftest import sign_in
-from .helpers import make_job, make_user
+from .helpers import make_job, make_member, make_team, make_user, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,9 +19,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def test_sec06_no_page_breaks_the_content_security_policy(page):
-    team = Team.objects.create(name="CSP", monthly_budget_micro_cents=10_000_000)
-    user = make_user("grace", is_staff=True, is_superuser=True)
-    Profile.objects.create(user=user, team=team, role=Role.MANAGER)
+    team = make_team("CSP", monthly_budget_micro_cents=10_000_000)
+    user = make_member(make_user("grace", is_staff=True, is_superuser=True), team, role=Role.MANAGER)
     media = page.base_url + "/static/sandbox/"
     done = make_job(
         user,

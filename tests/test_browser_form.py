@@ -7,8 +7,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Job, Status
 
-from .conftest import sign_in
-from .helpers import make_user
+from .helpers import make_user, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

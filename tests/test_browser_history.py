@@ -5,8 +5,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Status
 
-from .conftest import sign_in, wait_until
-from .helpers import make_job, make_user
+from .helpers import make_job, make_user, sign_in, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

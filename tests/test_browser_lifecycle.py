@@ -60,3 +60,5 @@ def test_the_history_list_updates_in_place(page, settings):
     expect(page.locator("tbody .live-status [data-role=badge]").first).to_have_text(
         "Completed", timeout=15_000
     )
+    # Finished: the thumbnail no longer says the video is on its way.
+    expect(page.locator("tbody [data-role=thumb]").first).not_to_have_text("…")

@@ -2,16 +2,17 @@
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from jobs import budgets, pricing, submission
-from jobs.models import Job, Profile, Role, Status, Team
+from jobs.models import Job, Profile, Status, Team
 
-from .helpers import form_data, make_job, make_user
+from .helpers import form_data, make_job, make_team, make_user
 
 PARAMS = {"prompt": "Budgeted", "quality": "std", "duration": "5", "aspect_ratio": "16:9"}
 NEW = reverse("jobs:new")
@@ -25,28 +26,22 @@ def send(user, **params):
 
 @pytest.fixture
 def team(db):
-    return Team.objects.create(name="Marketing", monthly_budget_micro_cents=1_000_000)
+    """The cast's team (so the owner's), with a monthly budget of $1."""
+    return make_team("Marketing", monthly_budget_micro_cents=1_000_000)
 
 
-@pytest.fixture
-def member(team):
-    user = make_user("mia")
-    Profile.objects.create(user=user, team=team, role=Role.MEMBER)
-    return user
-
-
-def test_bud09_five_submissions_that_fit_are_all_accepted(member, sandbox, team):
+def test_bud09_five_submissions_that_fit_are_all_accepted(owner, sandbox, team):
     team.monthly_budget_micro_cents = 5 * 225_000
     team.save()
-    jobs = [send(member) for _ in range(5)]
+    jobs = [send(owner) for _ in range(5)]
     assert all(job.status == Status.PENDING for job in jobs)
     assert sandbox.submit_count == 5
 
 
-def test_a_job_over_the_team_budget_is_refused_before_anything_is_sent(member, sandbox):
-    send(member, quality="pro", duration="10")  # 675,000 of 1,000,000
+def test_a_job_over_the_team_budget_is_refused_before_anything_is_sent(owner, sandbox):
+    send(owner, quality="pro", duration="10")  # 675,000 of 1,000,000
     with pytest.raises(budgets.OverBudget) as refused:
-        send(member, quality="pro", duration="10")
+        send(owner, quality="pro", duration="10")
     message = str(refused.value)
     assert "the team budget (Marketing)" in message
     assert "costs $0.675" in message and "$0.325 left of $1.00" in message
@@ -54,17 +49,17 @@ def test_a_job_over_the_team_budget_is_refused_before_anything_is_sent(member, s
     assert Job.objects.count() == 1 and sandbox.submit_count == 1
 
 
-def test_the_tighter_of_the_personal_and_team_budgets_refuses(member, sandbox):
-    Profile.objects.filter(user=member).update(monthly_budget_micro_cents=300_000)
-    send(member)
+def test_the_tighter_of_the_personal_and_team_budgets_refuses(owner, sandbox):
+    Profile.objects.filter(user=owner).update(monthly_budget_micro_cents=300_000)
+    send(owner)
     with pytest.raises(budgets.OverBudget) as refused:
-        send(member)
+        send(owner)
     assert "your monthly budget" in str(refused.value)
 
 
-def test_bud08_the_form_refuses_over_budget_with_the_message_and_keeps_the_form(client, member, sandbox):
-    client.force_login(member)
-    Profile.objects.filter(user=member).update(monthly_budget_micro_cents=100_000)
+def test_bud08_the_form_refuses_over_budget_with_the_message_and_keeps_the_form(client, owner, sandbox):
+    client.force_login(owner)
+    Profile.objects.filter(user=owner).update(monthly_budget_micro_cents=100_000)
     response = client.post(NEW, form_data(prompt="Too dear"))
     html = response.content.decode()
     assert response.status_code == 409
@@ -72,9 +67,9 @@ def test_bud08_the_form_refuses_over_budget_with_the_message_and_keeps_the_form(
     assert Job.objects.count() == 0 and sandbox.submit_count == 0
 
 
-def test_bud08_a_rerun_goes_through_the_same_check(client, member, sandbox):
-    client.force_login(member)
-    first = send(member, quality="pro", duration="10")
+def test_bud08_a_rerun_goes_through_the_same_check(client, owner, sandbox):
+    client.force_login(owner)
+    first = send(owner, quality="pro", duration="10")
     rerun = client.get(NEW, {"from": first.pk}).context["form"].initial
     data = form_data(
         **{k: str(v) for k, v in rerun.items() if k in ("prompt", "quality", "duration", "aspect_ratio")}
@@ -95,31 +90,33 @@ def test_bud08_a_rerun_goes_through_the_same_check(client, member, sandbox):
         (Status.COMPLETED, True),
     ],
 )
-def test_bud06_refunded_and_refused_jobs_release_their_amount_unknown_ones_keep_it(member, status, counts):
-    make_job(member, team=Profile.objects.get(user=member).team, status=status, quality="pro", duration=10)
-    [budget] = budgets.budgets_for(member)
+def test_bud06_refunded_and_refused_jobs_release_their_amount_unknown_ones_keep_it(
+    owner, team, status, counts
+):
+    make_job(owner, team=team, status=status, quality="pro", duration=10)
+    [budget] = budgets.budgets_for(owner)
     assert budget.spent == (675_000 if counts else 0)
 
 
-def test_the_api_cost_counts_over_our_estimate(member):
-    make_job(member, team=Profile.objects.get(user=member).team, api_cost_micro_cents=300_000)
-    assert budgets.budgets_for(member)[0].spent == 300_000
+def test_the_api_cost_counts_over_our_estimate(owner, team):
+    make_job(owner, team=team, api_cost_micro_cents=300_000)
+    assert budgets.budgets_for(owner)[0].spent == 300_000
 
 
-def test_a_refusal_by_the_api_leaves_the_budget_whole(member, sandbox):
-    send(member, prompt="Nope [balance]")
-    assert budgets.budgets_for(member)[0].spent == 0
+def test_a_refusal_by_the_api_leaves_the_budget_whole(owner, sandbox):
+    send(owner, prompt="Nope [balance]")
+    assert budgets.budgets_for(owner)[0].spent == 0
 
 
-def test_bud07_month_edges_are_in_the_budget_holders_zone(member):
+def test_bud07_month_edges_are_in_the_budget_holders_zone(owner):
     zone = "America/New_York"
-    Profile.objects.filter(user=member).update(monthly_budget_micro_cents=10_000_000, time_zone=zone)
+    Profile.objects.filter(user=owner).update(monthly_budget_micro_cents=10_000_000, time_zone=zone)
     ny = ZoneInfo(zone)
     last_second = datetime(2026, 11, 30, 23, 59, 59, tzinfo=ny)
     first_second = datetime(2026, 12, 1, 0, 0, 0, tzinfo=ny)
-    make_job(member, created_at=last_second, quality="pro", duration=10)  # 675,000
-    make_job(member, created_at=first_second)  # 225,000
-    user_budget = lambda now: next(b for b in budgets.budgets_for(member, now) if b.kind == "user")  # noqa: E731
+    make_job(owner, created_at=last_second, quality="pro", duration=10)  # 675,000
+    make_job(owner, created_at=first_second)  # 225,000
+    user_budget = lambda now: next(b for b in budgets.budgets_for(owner, now) if b.kind == "user")  # noqa: E731
     assert user_budget(datetime(2026, 11, 30, 12, tzinfo=ny)).spent == 675_000
     december = user_budget(datetime(2026, 12, 1, 0, 0, 1, tzinfo=ny))
     assert december.spent == 225_000
@@ -128,10 +125,35 @@ def test_bud07_month_edges_are_in_the_budget_holders_zone(member):
     assert last_second.astimezone(UTC).month == 12
 
 
-def test_bud07_no_reset_job_is_needed(member):
-    assert not hasattr(budgets, "reset_budgets")
-    start, end = budgets.month_of(datetime(2026, 12, 31, 23, 0, tzinfo=UTC), ZoneInfo("UTC"))
-    assert (start.month, end.year, end.month) == (12, 2027, 1)
+def check_in_a_transaction(user, cost, now):
+    with transaction.atomic():
+        return budgets.lock_and_check(user, cost, now=now)
+
+
+def test_bud07_a_full_team_budget_starts_again_at_midnight_in_the_teams_zone_with_nothing_run(owner, team):
+    team.time_zone, team.monthly_budget_micro_cents = "Pacific/Auckland", 675_000
+    team.save()
+    auckland = ZoneInfo("Pacific/Auckland")
+    last_second = datetime(2026, 12, 31, 23, 59, 59, tzinfo=auckland)
+    first_second = datetime(2027, 1, 1, 0, 0, 0, tzinfo=auckland)
+    assert first_second - last_second == timedelta(seconds=1)
+    # Both seconds are still 31 December in UTC, so a month taken in UTC refuses at both.
+    assert first_second.astimezone(UTC).date() == date(2026, 12, 31)
+    make_job(owner, team=team, created_at=last_second, quality="pro", duration=10)  # fills it
+
+    with pytest.raises(budgets.OverBudget) as refused:
+        check_in_a_transaction(owner, 225_000, now=last_second)
+    assert "starts again on January 1" in str(refused.value)
+    # One second later, with no job or command run in between, the new month is empty.
+    assert check_in_a_transaction(owner, 675_000, now=first_second) == team
+    [january] = budgets.budgets_for(owner, now=first_second)
+    assert (january.spent, january.period_start) == (0, first_second)
+
+    # A job made at 00:00:00 is January's; the full December is still on record.
+    make_job(owner, team=team, created_at=first_second)
+    assert budgets.budgets_for(owner, now=first_second)[0].spent == 225_000
+    [december] = budgets.budgets_for(owner, now=last_second)
+    assert (december.spent, december.resets_at) == (675_000, first_second)
 
 
 def test_bud11_ten_thousand_random_jobs_sum_in_sql_as_in_python(owner):
@@ -158,14 +180,14 @@ def test_bud11_ten_thousand_random_jobs_sum_in_sql_as_in_python(owner):
     assert isinstance(total, int) and total == expected
 
 
-def test_a_user_in_no_team_with_no_budget_works_normally(owner, sandbox):
-    assert budgets.budgets_for(owner) == []
-    assert send(owner).status == Status.PENDING
+def test_a_user_in_no_team_with_no_budget_works_normally(loner, sandbox):
+    assert budgets.budgets_for(loner) == []
+    assert send(loner).status == Status.PENDING
 
 
-def test_the_form_shows_each_budget_for_the_live_preview(client, member):
-    Profile.objects.filter(user=member).update(monthly_budget_micro_cents=500_000)
-    client.force_login(member)
+def test_the_form_shows_each_budget_for_the_live_preview(client, owner):
+    Profile.objects.filter(user=owner).update(monthly_budget_micro_cents=500_000)
+    client.force_login(owner)
     response = client.get(NEW)
     info = response.context["budgets"]
     assert {b["kind"] for b in info} == {"user", "team"}
@@ -191,18 +213,16 @@ def test_budgets_are_set_in_dollars_in_the_admin(client, db):
     assert Team.objects.get(name="Sales").monthly_budget_micro_cents == 12_345_678
 
 
-def test_a_budget_change_takes_effect_at_once(member, sandbox, team):
+def test_a_budget_change_takes_effect_at_once(owner, sandbox, team):
     team.monthly_budget_micro_cents = 100_000
     team.save()
     with pytest.raises(budgets.OverBudget):
-        send(member)
+        send(owner)
     team.monthly_budget_micro_cents = None
     team.save()
-    assert send(member).status == Status.PENDING
+    assert send(owner).status == Status.PENDING
 
 
-def test_old_months_do_not_count(member):
-    make_job(
-        member, team=Profile.objects.get(user=member).team, created_at=datetime.now(UTC) - timedelta(days=70)
-    )
-    assert budgets.budgets_for(member)[0].spent == 0
+def test_old_months_do_not_count(owner, team):
+    make_job(owner, team=team, created_at=datetime.now(UTC) - timedelta(days=70))
+    assert budgets.budgets_for(owner)[0].spent == 0

@@ -17,7 +17,7 @@ from jobs import webhooks
 from jobs.management.commands.sync_jobs import Command
 from jobs.models import Job, Status, Verdict, WebhookDelivery
 
-from .helpers import make_job, make_user
+from .helpers import make_job, make_member, make_team, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -120,29 +120,19 @@ def assert_capped(outcomes, sandbox, name):
 
 
 def test_bud01_twenty_at_once_against_a_budget_for_five_send_exactly_five(sandbox):
-    from jobs.models import Profile
-
-    user = make_user()
-    Profile.objects.create(user=user, monthly_budget_micro_cents=BUDGET_FOR_FIVE)
+    user = make_member(None, team=None, monthly_budget_micro_cents=BUDGET_FOR_FIVE)
     assert_capped(race([user], sandbox), sandbox, "your monthly budget")
 
 
 def test_bud02_five_members_of_one_team_share_the_team_budget(sandbox):
-    from jobs.models import Profile, Team
-
-    team = Team.objects.create(name="Racers", monthly_budget_micro_cents=BUDGET_FOR_FIVE)
-    users = [make_user() for _ in range(5)]
-    for user in users:
-        Profile.objects.create(user=user, team=team)
+    team = make_team("Racers", monthly_budget_micro_cents=BUDGET_FOR_FIVE)
+    users = [make_member(None, team) for _ in range(5)]
     assert_capped(race(users, sandbox), sandbox, "the team budget (Racers)")
 
 
 def test_bud05_a_brand_new_user_and_team_are_capped_from_the_first_submission(sandbox):
-    from jobs.models import Profile, Team
-
-    team = Team.objects.create(name="Fresh", monthly_budget_micro_cents=2 * 225_000)
-    user = make_user()
-    Profile.objects.create(user=user, team=team)
+    team = make_team("Fresh", monthly_budget_micro_cents=2 * 225_000)
+    user = make_member(None, team)
     outcomes = race([user], sandbox, count=10)
     assert outcomes.count("sent") == 2 and sandbox.submit_count == 2
 
@@ -151,7 +141,6 @@ def test_bud05_a_brand_new_user_and_team_are_capped_from_the_first_submission(sa
 def test_bud04_without_the_lock_the_same_race_overspends(sandbox, monkeypatch):
     """The guard on the guard: remove the row locks and BUD-01 fails."""
     from jobs import budgets
-    from jobs.models import Profile
 
     real = budgets._user_budget
 
@@ -162,8 +151,7 @@ def test_bud04_without_the_lock_the_same_race_overspends(sandbox, monkeypatch):
 
     monkeypatch.setattr(budgets, "_lock", lambda profile: (None, profile))
     monkeypatch.setattr(budgets, "_user_budget", slow_unlocked)
-    user = make_user()
-    Profile.objects.create(user=user, monthly_budget_micro_cents=BUDGET_FOR_FIVE)
+    user = make_member(None, team=None, monthly_budget_micro_cents=BUDGET_FOR_FIVE)
     outcomes = race([user], sandbox)
     assert outcomes.count("sent") > 5
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from jobs import submission
+from jobs import throttle
 from jobs.models import Job, Status
 
 from .helpers import BlackHole, FakeApi, Reply, closed_port, form_data
@@ -146,7 +146,7 @@ def test_api09_after_five_failures_submits_fail_fast_then_one_trial(client, owne
     assert server.count() == 5 and Job.objects.count() == 5
 
     later = time.time() + 31
-    monkeypatch.setattr(submission.time, "time", lambda: later)
+    monkeypatch.setattr(throttle.time, "time", lambda: later)
     server.replies = [
         Reply(body={**SUBMITTED, "jobId": "job_a"}),
         Reply(body={**SUBMITTED, "jobId": "job_b"}),
@@ -162,7 +162,7 @@ def test_api09_a_failed_trial_opens_the_breaker_again(client, owner, api, monkey
     client.force_login(owner)
     for _ in range(5):
         client.post(NEW, form_data())
-    monkeypatch.setattr(submission.time, "time", lambda: 10**10)  # long after the cool-off
+    monkeypatch.setattr(throttle.time, "time", lambda: 10**10)  # long after the cool-off
     client.post(NEW, form_data())  # the one trial, which fails
     assert server.count() == 6
     assert client.post(NEW, form_data()).status_code == 429

@@ -21,7 +21,7 @@ def test_a_complete_form_gives_the_api_input_with_strings_for_choices():
         "aspect_ratio": "9:16",
         "seed": 42,
     }
-    assert form.cost() == 675_000
+    assert form.model.cost(form.params()) == 675_000
 
 
 def test_an_empty_seed_is_left_out_so_the_api_picks_one():

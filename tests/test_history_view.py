@@ -116,6 +116,16 @@ def test_crafted_parameters_are_ignored_never_passed_to_the_orm(owner_client, ow
     assert Job.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("per_page", "shown"),
+    [("2", 2), ("0", 1), ("100", 3), ("1000", 3), ("-2", 3), ("٣", 3), ("2.5", 3), ("", 3)],
+)
+def test_the_page_size_is_a_plain_number_of_up_to_three_digits(owner_client, owner, per_page, shown):
+    for _ in range(3):
+        make_job(owner)
+    assert len(ids_on(owner_client.get(LIST, {"per_page": per_page}))) == shown
+
+
 def test_filters_live_in_the_url_and_paging_keeps_them(owner_client, owner):
     for i in range(5):
         make_job(owner, prompt=f"sunset {i}", quality="pro", created_at=timezone.now() - timedelta(minutes=i))

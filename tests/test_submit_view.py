@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from jobs import submission
+from jobs import submission, throttle
 from jobs.models import Job, Status
 
 from .helpers import Reply, form_data, make_job
@@ -182,8 +182,8 @@ def test_a_429_pauses_submissions_for_retry_after(owner_client, fake_api, monkey
     assert "try again in 2 s" in second.content.decode()
     assert api.count() == 1 and Job.objects.count() == 1
 
-    now = submission.time.time()
-    monkeypatch.setattr(submission.time, "time", lambda: now + 2.01)
+    now = throttle.time.time()
+    monkeypatch.setattr(throttle.time, "time", lambda: now + 2.01)
     third = owner_client.post(NEW, form_data())
     assert third.status_code == 302
     assert api.count() == 2
@@ -191,8 +191,8 @@ def test_a_429_pauses_submissions_for_retry_after(owner_client, fake_api, monkey
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(None, 10), (3600, 300), (0, 1)])
 def test_the_cooldown_has_a_default_and_a_cap(db, settings, retry_after, expected):
-    assert submission.start_cooldown(retry_after) == expected
-    assert submission.cooldown_remaining() in (expected, expected - 1)
+    assert throttle.pause(retry_after) == expected
+    assert throttle.pause_remaining() in (expected, expected - 1)
 
 
 def test_an_unreadable_answer_is_unknown_not_failed(owner_client, fake_api, caplog):

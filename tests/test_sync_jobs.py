@@ -425,3 +425,28 @@ def test_a_submit_answered_with_an_unstorable_id_is_never_written_off_as_not_sen
     assert (job.status, job.error_code) == (Status.UNKNOWN, "NEEDS_DECISION")
     assert job.billed_micro_cents > 0
     assert "PixelByte accepted this job" in job.error_message
+
+
+# --- one pause for every caller ------------------------------------------------------------
+
+
+def test_a_429_on_a_status_check_pauses_submits_too(owner, fake_api):
+    from jobs import throttle
+
+    api = fake_api(Reply(status=429, body={}, headers={"Retry-After": "30"}))
+    due_job(owner)
+    Command().sync_once()
+    with pytest.raises(throttle.SubmissionPaused) as paused:
+        submit(owner)
+    assert 29 <= paused.value.seconds <= 30
+    assert api.count("POST") == 0
+
+
+def test_a_429_on_a_submit_pauses_the_workers_checks_too(owner, fake_api):
+    api = fake_api(Reply(status=429, body={"error": {"code": "RATE_LIMITED"}}, headers={"Retry-After": "30"}))
+    refused = submit(owner)
+    assert refused.status == Status.REFUSED
+    due_job(owner)
+    checked, _, pause = Command().sync_once()
+    assert checked == 0 and 29 <= pause <= 30
+    assert api.count("GET", "/v1/jobs/job_1") == 0

@@ -1,7 +1,6 @@
 """The webhook receiver: signed with the real scheme, posted through a CSRF-enforcing client."""
 
 import base64
-import inspect
 import json
 import secrets
 import socket
@@ -325,10 +324,57 @@ def test_wh14_our_signature_is_sha256_hex_of_timestamp_dot_body():
     assert webhooks.sign("k", "1700000000", b"{}") == "sha256=" + expected
 
 
-def test_wh15_signatures_are_compared_in_constant_time():
-    source = inspect.getsource(webhooks.verify)
-    assert "hmac.compare_digest" in source
-    assert "== expected" not in source and "expected ==" not in source
+def other_hex_digit(digit):
+    return "0" if digit != "0" else "1"
+
+
+@pytest.fixture
+def comparisons(monkeypatch):
+    """Every ``hmac.compare_digest`` call the receiver makes, as (a, b, result)."""
+    seen = []
+    real = webhooks.hmac.compare_digest
+
+    def recording(a, b):
+        result = real(a, b)
+        seen.append((a, b, result))
+        return result
+
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda digest: digest[:-1] + other_hex_digit(digest[-1]),
+        lambda digest: other_hex_digit(digest[0]) + digest[1:],
+        lambda digest: "0" * len(digest),
+        lambda digest: digest[::-1],
+    ],
+    ids=["last-digit-changed", "first-digit-changed", "all-zeros", "reversed"],
+)
+def test_wh15_a_signature_of_the_right_length_but_wrong_is_refused(csrf_client, hook, comparisons, forge):
+    body, timestamp = completed(), str(int(time.time()))
+    digest = webhooks.sign(SECRET, timestamp, body).removeprefix("sha256=")
+    forged = forge(digest)
+    assert len(forged) == len(digest) and forged != digest
+    before = snapshot()
+    response = deliver(csrf_client, hook, body, timestamp=timestamp, signature="sha256=" + forged)
+    assert_refused_without_change(response, before, 401)
+    assert comparisons and not any(result for _, _, result in comparisons)
+
+
+def test_wh15_signatures_are_compared_in_constant_time_as_equal_length_bytes(csrf_client, hook, comparisons):
+    body, timestamp = completed(), str(int(time.time()))
+    rotating = f"{webhooks.sign(SECRET, timestamp, body)}, {webhooks.sign('old-secret', timestamp, body)}"
+    assert deliver(csrf_client, hook, body, timestamp=timestamp, signature=rotating).status_code == 200
+    hook.refresh_from_db()
+    assert hook.status == Status.COMPLETED
+    # Both candidates are compared, even after the first matched: the time says nothing of which did.
+    assert [result for _, _, result in comparisons] == [True, False]
+    # compare_digest takes the same time whatever the bytes when both sides are bytes of one length.
+    for a, b, _ in comparisons:
+        assert type(a) is bytes and type(b) is bytes and len(a) == len(b)
 
 
 # --- WH-16: no outbound call ----------------------------------------------------------------------------------------------

@@ -212,7 +212,9 @@ class Bench:
 
     def load_tests(self, fixtures):
         session = f"Cookie: sessionid={fixtures['sessions'][fixtures['member']]}"
-        status_path = "/jobs/status/?ids=" + ",".join(str(i) for i in fixtures["status_ids"])
+        status_path = "/jobs/status/?parts=status,thumb,cost&ids=" + ",".join(
+            str(i) for i in fixtures["status_ids"]
+        )
         with self.gunicorn("bench_large", "persistent") as server:
             self.results["gunicorn"] = "gunicorn " + " ".join(str(a) for a in server["args"][3:])
             self.wrk(server["url"] + "/healthz", "bare view (1)")

@@ -123,7 +123,7 @@ def pages():
         "history_1_row": measure(as_member, "/jobs/?per_page=1"),
         "history_50_rows": measure(as_member, "/jobs/?per_page=50"),
         "job": measure(as_member, middle.get_absolute_url()),
-        "status": measure(as_member, f"/jobs/status/?ids={ids}"),
+        "status": measure(as_member, f"/jobs/status/?parts=status,thumb,cost&ids={ids}"),
         "spend": measure(as_manager, "/spend/"),
         "member_jobs": count,
     }

@@ -1,6 +1,10 @@
-// Keeps every job shown on the page up to date without a reload: status badge,
-// progress, a countdown to the estimated completion, the charge, and the video
-// once it is ready. It asks the server only while something is in flight.
+// Keeps every job shown on the page up to date without a reload. The server draws each
+// live part (status, note, timeline, player, charge, thumbnail) with the templates the
+// page itself uses, and sends them in the status JSON as `html`; this swaps in the parts
+// that changed, into the element marked data-role="<part>" data-job-id="<id>". The only
+// thing drawn here is the countdown to the estimated completion, which ticks every second
+// and only where the server asked for it (data-countdown-to): a late or stuck job's
+// wording always comes from the server. It asks the server only while something is in flight.
 (function () {
   "use strict";
 
@@ -13,17 +17,17 @@
   var delay = POLL_MS;
   var timer = null;
   var clockSkew = 0; // server time minus browser time, in ms
+  // The HTML each live part last showed, as the browser writes it out. A part is replaced
+  // only when the server's differs, so a live region announces news, not every poll (and
+  // a playing video is left alone).
+  var shown = new WeakMap();
 
   function all(selector) {
     return Array.prototype.slice.call(document.querySelectorAll(selector));
   }
 
-  function widgets(id) {
-    return all('.live-status[data-job-id="' + id + '"]');
-  }
-
   function inFlightIds() {
-    var ids = all('.live-status[data-in-flight="1"]').map(function (el) {
+    var ids = all('[data-role="status"][data-in-flight="1"]').map(function (el) {
       return el.dataset.jobId;
     });
     return ids.filter(function (id, i) {
@@ -36,10 +40,20 @@
     if (inFlightIds().length) timer = setTimeout(poll, ms);
   }
 
+  // The parts this page shows: the server draws only those.
+  function partNames() {
+    var names = all("[data-role][data-job-id]").map(function (el) {
+      return el.dataset.role;
+    });
+    return names.filter(function (name, i) {
+      return names.indexOf(name) === i;
+    });
+  }
+
   function poll() {
     var ids = inFlightIds();
     if (!ids.length) return;
-    fetch(endpoint + "?ids=" + ids.join(","), {
+    fetch(endpoint + "?ids=" + ids.join(",") + "&parts=" + partNames().join(","), {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
     })
@@ -59,88 +73,55 @@
       });
   }
 
+  // The server's HTML as the browser would write it out once parsed, so that it compares
+  // equal to the same markup already in the page.
+  function normalise(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return template.innerHTML.trim();
+  }
+
+  function swap(el, html) {
+    var next = normalise(html);
+    if (shown.get(el) === next) return;
+    shown.set(el, next);
+    el.innerHTML = next;
+  }
+
   function update(job) {
-    widgets(job.id).forEach(function (el) {
-      var badge = el.querySelector('[data-role="badge"]');
-      badge.className = "badge badge-" + job.status;
-      badge.textContent = job.label;
-      var progress = el.querySelector('[data-role="progress"]');
-      progress.value = job.progress;
-      progress.textContent = job.progress + "%";
-      progress.hidden = !job.inFlight;
+    var html = job.html || {};
+    Object.keys(html).forEach(function (part) {
+      all('[data-role="' + part + '"][data-job-id="' + job.id + '"]').forEach(function (el) {
+        swap(el, html[part]);
+      });
+    });
+    all('[data-role="status"][data-job-id="' + job.id + '"]').forEach(function (el) {
       el.dataset.inFlight = job.inFlight ? "1" : "0";
-      el.dataset.eta = job.eta || "";
-      el.dataset.slow = job.slow ? "1" : "";
-      el.dataset.stuck = job.stuck ? "1" : "";
     });
-    all('[data-role="charge"][data-job-id="' + job.id + '"]').forEach(function (el) {
-      // Only a change between charged and refunded is news; keep the server's notes otherwise.
-      if (el.dataset.charged === String(job.charged)) return;
-      el.dataset.charged = String(job.charged);
-      el.textContent = job.charged ? job.charge : "nothing";
-    });
-    if (job.video) showVideo(job);
-    else if (!job.inFlight) showNoVideo(job);
-    showNote(job);
     document.dispatchEvent(new CustomEvent("jobstatus", { detail: job }));
     renderCountdowns();
   }
 
-  function showVideo(job) {
-    all('[data-role="player"][data-job-id="' + job.id + '"]').forEach(function (player) {
-      if (player.querySelector("video")) return;
-      var video = document.createElement("video");
-      video.controls = true;
-      video.preload = "metadata";
-      video.src = job.video;
-      if (job.poster) video.poster = job.poster;
-      var link = document.createElement("a");
-      link.className = "button";
-      link.href = job.video;
-      link.setAttribute("download", "");
-      link.textContent = "Download video";
-      var p = document.createElement("p");
-      p.appendChild(link);
-      player.replaceChildren(video, p);
-    });
-  }
-
-  function showNoVideo(job) {
-    all('[data-role="player"][data-job-id="' + job.id + '"] .placeholder p').forEach(function (p) {
-      p.textContent = job.status === "completed" ? "PixelByte has not shared the video link yet." : "No video: " + job.label.toLowerCase() + ".";
-    });
-  }
-
-  // The note is rendered on the server by the page's own template; swap it in when it changes.
-  function showNote(job) {
-    all('[data-role="note"][data-job-id="' + job.id + '"]').forEach(function (box) {
-      var html = job.note || "";
-      if (box.dataset.note === undefined && box.innerHTML.trim() === html) box.dataset.note = html;
-      if (box.dataset.note === html) return;
-      box.dataset.note = html;
-      box.innerHTML = html;
-    });
-  }
-
   function countdownText(el) {
-    if (el.dataset.inFlight !== "1") return "";
-    if (el.dataset.stuck) return "Stuck — still checking";
-    var eta = Date.parse(el.dataset.eta || "");
-    if (isNaN(eta)) return "";
-    var left = Math.round((eta - (Date.now() + clockSkew)) / 1000);
-    if (el.dataset.slow || left < 0) return "Slower than usual";
+    var left = Math.round((Date.parse(el.dataset.countdownTo) - (Date.now() + clockSkew)) / 1000);
+    // Past the estimate: the server's next answer says how late it is.
+    if (isNaN(left) || left < 0) return "";
     var minutes = Math.floor(left / 60);
     var seconds = String(left % 60).padStart(2, "0");
     return "about " + minutes + ":" + seconds + " left";
   }
 
   function renderCountdowns() {
-    all(".live-status").forEach(function (el) {
-      var eta = el.querySelector('[data-role="eta"]');
-      if (eta) eta.textContent = countdownText(el);
+    all("[data-countdown-to]").forEach(function (el) {
+      var text = countdownText(el);
+      if (el.textContent !== text) el.textContent = text;
     });
   }
 
+  // What the server drew into the page is what is shown now (before the countdown writes).
+  all("[data-role][data-job-id]").forEach(function (el) {
+    shown.set(el, el.innerHTML.trim());
+  });
   renderCountdowns();
   setInterval(renderCountdowns, 1000);
   schedule(POLL_MS);

@@ -46,8 +46,13 @@ PROJECTS = ["", "", "Spring campaign", "Website hero", "Social", "Pitch deck", "
 # Settled jobs: mostly completed; failures and cancellations are refunded.
 SETTLED = [Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.REFUSED]
 SETTLED_WEIGHTS = [88, 6, 2, 3]
-IN_FLIGHT = [Status.PENDING, Status.PROCESSING, Status.PROCESSING, Status.UNKNOWN]
+# The states of this week's unfinished jobs, processing twice as likely as the others.
+RECENT_IN_FLIGHT = [Status.PENDING, Status.PROCESSING, Status.PROCESSING, Status.UNKNOWN]
 MEDIA = "https://media.example.com/kling"
+ERRORS = {
+    Status.FAILED: ("GENERATION_FAILED", "The video could not be generated."),
+    Status.REFUSED: ("INSUFFICIENT_BALANCE", "Insufficient balance for this job."),
+}
 
 
 class Command(BaseCommand):
@@ -127,7 +132,7 @@ class Command(BaseCommand):
                 params["seed"] = rng.randrange(2**31)
             fresh = i >= total - in_flight
             created = now - timedelta(seconds=rng.uniform(5, 600) if fresh else rng.uniform(600, span))
-            status = rng.choice(IN_FLIGHT) if fresh else rng.choices(SETTLED, SETTLED_WEIGHTS)[0]
+            status = rng.choice(RECENT_IN_FLIGHT) if fresh else rng.choices(SETTLED, SETTLED_WEIGHTS)[0]
             batch.append(self._job(rng, owner, team, model, params, status, created))
             if len(batch) == 5000:
                 Job.objects.bulk_create(batch)
@@ -143,32 +148,20 @@ class Command(BaseCommand):
         done = status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
         remote = f"job_{uuid.UUID(int=rng.getrandbits(128)).hex[:20]}" if sent else None
         media = f"{MEDIA}/{remote}" if status == Status.COMPLETED else ""
-        job = Job(
+        return Job(
             owner=owner,
             team=team,
             project=rng.choice(PROJECTS),
             submission_key=uuid.UUID(int=rng.getrandbits(128)),
-            model_slug=model.slug,
-            prompt=params["prompt"],
-            quality=params["quality"],
-            duration=int(params["duration"]),
-            aspect_ratio=params["aspect_ratio"],
-            seed=params.get("seed"),
-            params=params,
+            **Job.input_fields(model, params),
             status=status,
             progress={Status.PROCESSING: 50, Status.COMPLETED: 100}.get(status, 0),
-            estimated_micro_cents=cost,
             api_cost_micro_cents=cost if sent and status != Status.UNKNOWN else None,
             refunded_micro_cents=cost if status in (Status.FAILED, Status.CANCELLED) else 0,
             remote_id=remote,
             request_id=f"req_{rng.getrandbits(48):012x}" if sent else "",
-            error_code={Status.FAILED: "GENERATION_FAILED", Status.REFUSED: "INSUFFICIENT_BALANCE"}.get(
-                status, ""
-            ),
-            error_message={
-                Status.FAILED: "The video could not be generated.",
-                Status.REFUSED: "Insufficient balance for this job.",
-            }.get(status, ""),
+            error_code=ERRORS.get(status, ("", ""))[0],
+            error_message=ERRORS.get(status, ("", ""))[1],
             output_url=f"{media}/video.mp4" if media else "",
             thumbnail_url=f"{media}/thumb.jpg" if media else "",
             poster_url=f"{media}/poster.jpg" if media else "",
@@ -181,4 +174,3 @@ class Command(BaseCommand):
             updated_at=created,
             next_check_at=created + timedelta(seconds=30) if status not in TERMINAL else None,
         )
-        return job

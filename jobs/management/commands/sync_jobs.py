@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import lifecycle, pixelbyte
+from jobs import lifecycle, pixelbyte, throttle
 from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
@@ -43,11 +43,9 @@ MATCH_BEFORE = timedelta(seconds=5)
 MATCH_AFTER = timedelta(seconds=20)
 # An ambiguous row is looked at again this often, in case the other claimant settles.
 DECISION_RECHECK = timedelta(minutes=10)
-NEEDS_DECISION = "NEEDS_DECISION"
 # Submits PixelByte answered (2xx) in a way the studio could not use: the job exists, so
 # finding none in the list never means "not sent".
 ANSWERED_CODES = frozenset({"BadResponse", "UNSTORABLE_JOB_ID", "DUPLICATE_JOB_ID"})
-UNSETTLED = (Status.SUBMITTING, Status.UNKNOWN)
 
 
 class Command(BaseCommand):
@@ -94,29 +92,29 @@ class Command(BaseCommand):
 
     def sync_once(self, *, batch=50, client=None, now=None):
         """Check every due job once; return (checked, changed, seconds to pause)."""
+        wait = throttle.pause_remaining()
+        if wait:  # PixelByte asked every caller to wait, submits and checks alike
+            return 0, 0, wait
         claimed = self.claim(now or timezone.now(), batch)
         if not claimed:
             return 0, 0, 0
-        owns = client is None
-        client = client or pixelbyte.client_from_settings()
-        checked = changed = 0
-        pause = 0
-        try:
-            for job_id, lease in claimed:
-                if pause:
-                    self.release(job_id, lease, timezone.now() + timedelta(seconds=pause))
-                    continue
-                try:
-                    outcome, pause = self.check_job(job_id, lease, client)
-                except Exception:
-                    log.exception("job %s: check failed unexpectedly", job_id)
-                    self.release(job_id, lease, timezone.now() + timedelta(seconds=60))
-                    outcome = None
-                checked += 1
-                changed += outcome in (lifecycle.Outcome.APPLIED, lifecycle.Outcome.FILLED)
-        finally:
-            if owns:
-                client.close()
+        with pixelbyte.client_or_default(client) as api:
+            return self._check_all(claimed, api)
+
+    def _check_all(self, claimed, client):
+        checked = changed = pause = 0
+        for job_id, lease in claimed:
+            if pause:
+                self.release(job_id, lease, timezone.now() + timedelta(seconds=pause))
+                continue
+            try:
+                outcome, pause = self.check_job(job_id, lease, client)
+            except Exception:
+                log.exception("job %s: check failed unexpectedly", job_id)
+                self.release(job_id, lease, timezone.now() + timedelta(seconds=60))
+                outcome = None
+            checked += 1
+            changed += bool(outcome and outcome.changed)
         return checked, changed, pause
 
     def claim(self, now, batch):
@@ -148,10 +146,7 @@ class Command(BaseCommand):
                 return self.reconcile(job_id, lease, client, now), 0
             remote = client.get_job(remote_id)
         except pixelbyte.RateLimited as exc:
-            seconds = min(
-                exc.retry_after or settings.PIXELBYTE_DEFAULT_COOLDOWN, settings.PIXELBYTE_MAX_COOLDOWN
-            )
-            log.warning("PixelByte asked to slow down: pausing checks for %s s", seconds)
+            seconds = throttle.pause(exc.retry_after)
             self.release(job_id, lease, now + timedelta(seconds=seconds))
             return None, seconds
         except pixelbyte.NotFound as exc:
@@ -162,13 +157,11 @@ class Command(BaseCommand):
             log.warning("job %s: status check failed: %s", job_id, exc.message)
             self._failed(job_id, lease, now, exc)
             return None, 0
-        job, outcome = lifecycle.apply_update(
-            job_id, lifecycle.Update.from_remote(remote), now=now, authoritative=True
-        )
+        job, outcome = lifecycle.apply_update(job_id, remote, now=now, authoritative=True)
         Job.objects.filter(pk=job_id).update(last_checked_at=now, check_failures=0)
         # apply_update has already set the next check when something changed.
         self.release(job_id, lease, lifecycle.next_check_at(job, now))
-        if job.status == "completed" and not job.output_url:
+        if job.status == Status.COMPLETED and not job.output_url:
             log.warning("job %s is completed but PixelByte gave no video URL", job_id)
         return outcome, 0
 
@@ -203,7 +196,7 @@ class Command(BaseCommand):
             return None
         if not candidates and job.error_code not in ANSWERED_CODES:
             return self._not_sent(job, now)
-        return self._needs_decision(job, candidates, lease, now)
+        return self._needs_decision(job, candidates, now)
 
     def _candidates(self, job, client):
         """Jobs of this model PixelByte created close to this row's send, that no row owns."""
@@ -233,7 +226,9 @@ class Command(BaseCommand):
             return None
         only = candidates[0]
         rivals = (
-            Job.objects.filter(remote_id__isnull=True, status__in=UNSETTLED, model_slug=job.model_slug)
+            Job.objects.filter(
+                remote_id__isnull=True, status__in=lifecycle.UNSETTLED, model_slug=job.model_slug
+            )
             .filter(
                 created_at__gte=only.created_at - MATCH_AFTER, created_at__lte=only.created_at + MATCH_BEFORE
             )
@@ -243,7 +238,7 @@ class Command(BaseCommand):
 
     def _adopt(self, job, found, lease, now):
         try:
-            _, outcome = lifecycle.apply_update(job.pk, lifecycle.Update.from_remote(found), now=now)
+            _, outcome = lifecycle.apply_update(job.pk, found, now=now)
         except IntegrityError:
             # Another row took that id between the look-up and now: it is theirs.
             self.release(job.pk, lease, now + RECONCILE_RETRY, last_checked_at=now)
@@ -255,18 +250,12 @@ class Command(BaseCommand):
         return outcome
 
     def _not_sent(self, job, now):
-        Job.objects.filter(pk=job.pk, remote_id__isnull=True, status__in=UNSETTLED).update(
-            status=Status.REFUSED,
-            error_code="NOT_SENT",
-            error_message="PixelByte has no record of this job: it was never created and nothing was charged.",
-            next_check_at=None,
-            last_checked_at=now,
-            updated_at=now,
-        )
-        log.warning("job %s: PixelByte never created it; marked not sent", job.pk)
+        message = "PixelByte has no record of this job: it was never created and nothing was charged."
+        if lifecycle.mark_not_sent(job.pk, code="NOT_SENT", message=message, now=now):
+            log.warning("job %s: PixelByte never created it; marked not sent", job.pk)
         return lifecycle.Outcome.APPLIED
 
-    def _needs_decision(self, job, candidates, lease, now):
+    def _needs_decision(self, job, candidates, now):
         ids = ", ".join(sorted(c.job_id for c in candidates)[:5])
         if candidates:
             found = f"PixelByte created {len(candidates)} job(s) around the time this one was sent ({ids})"
@@ -276,17 +265,9 @@ class Command(BaseCommand):
                 "PixelByte accepted this job, but its answer could not be used and its list shows no match."
             )
         message += " It counts in spend until a member of staff decides."
-        if job.error_code != NEEDS_DECISION:
+        if job.error_code != lifecycle.NEEDS_DECISION:
             log.warning("job %s: outcome unknown, needs a decision between %s", job.pk, ids)
-        self.release(
-            job.pk,
-            lease,
-            now + DECISION_RECHECK,
-            status=Status.UNKNOWN,
-            error_code=NEEDS_DECISION,
-            error_message=message,
-            last_checked_at=now,
-        )
+        lifecycle.needs_decision(job.pk, message, recheck_at=now + DECISION_RECHECK, now=now)
         return None
 
 

@@ -1,0 +1,253 @@
+"""The dashboard's figures: periods, the report of one scope and period, member rows.
+
+Every figure is integer micro-cents from ``charge_expression`` (the API's cost,
+else our estimate; nothing for refused, failed or cancelled jobs; unknown
+outcomes count until resolved), summed in SQL. A report is one pass over one scope
+and period on PostgreSQL (a fixed handful of grouped queries elsewhere), whatever the
+size of the table; the ``job_team_created`` and ``job_owner_created`` indexes find
+the period's rows.
+"""
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from ..models import NOT_CHARGED, Profile, Status, charge_expression
+
+PERIODS = [
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("30d", "Last 30 days"),
+    ("90d", "Last 90 days"),
+    ("custom", "Custom range"),
+]
+MAX_CUSTOM_DAYS = 366 * 2
+CENT = 10_000  # micro-cents
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    label: str
+    first_day: date
+    last_day: date  # inclusive
+    zone: object
+
+    @property
+    def start(self):
+        return datetime.combine(self.first_day, time.min, tzinfo=self.zone)
+
+    @property
+    def end(self):
+        return datetime.combine(self.last_day + timedelta(days=1), time.min, tzinfo=self.zone)
+
+    @property
+    def days(self):
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def is_calendar_month(self):
+        return self.key in ("this_month", "last_month")
+
+
+def period_for(key, today, zone, first=None, last=None):
+    """The reporting period ``key`` as seen on ``today`` in ``zone``."""
+    month_start = today.replace(day=1)
+    if key == "last_month":
+        last_day = month_start - timedelta(days=1)
+        return Period(key, "Last month", last_day.replace(day=1), last_day, zone)
+    if key in ("30d", "90d"):
+        days = int(key[:-1])
+        return Period(key, f"Last {days} days", today - timedelta(days=days - 1), today, zone)
+    if key == "custom" and first and last and first <= last:
+        return Period(key, f"{first:%b %-d, %Y} – {last:%b %-d, %Y}", first, last, zone)
+    month_end = month_start.replace(day=calendar.monthrange(today.year, today.month)[1])
+    return Period("this_month", "This month", month_start, month_end, zone)
+
+
+@dataclass
+class Report:
+    period: Period
+    total: int = 0
+    jobs: int = 0
+    charged_jobs: int = 0
+    videos: int = 0
+    daily: list = field(default_factory=list)  # [(date, micro-cents, jobs)] for every day
+    by_member: list = field(default_factory=list)
+    by_project: list = field(default_factory=list)
+    by_quality: list = field(default_factory=list)
+    by_duration: list = field(default_factory=list)
+    budget: int | None = None
+    budget_name: str = ""
+    projection: int | None = None
+    today: date | None = None
+
+    @property
+    def average(self):
+        return self.total // self.charged_jobs if self.charged_jobs else 0
+
+    @property
+    def budget_used_percent(self):
+        if not self.budget:
+            return None
+        return self.total * 100 // self.budget
+
+
+# The breakdowns of the report, as (name on Report, the columns grouped by).
+BREAKDOWNS = (
+    ("by_member", ("owner_id", "owner__username")),
+    ("by_project", ("project",)),
+    ("by_quality", ("quality",)),
+    ("by_duration", ("duration",)),
+)
+
+
+def report(scope, period, now=None):
+    """Every figure of the dashboard for ``scope`` (a ``jobs.access.Scope``) over ``period``."""
+    result, per_day = rollup(scope.jobs.in_period(period.start, period.end), period)
+    result.daily = [
+        (day, per_day.get(day, {}).get("spend", 0), per_day.get(day, {}).get("count", 0))
+        for day in (period.first_day + timedelta(days=i) for i in range(period.days))
+    ]
+    _add_budget(result, scope, period, now or timezone.now())
+    return result
+
+
+def rollup(jobs, period):
+    """(a Report with the totals and breakdowns filled in, {day: {"spend", "count"}}).
+
+    The one place the database decides the method: a single pass on PostgreSQL, six
+    grouped queries elsewhere. Both answer the same; tests/test_spend.py proves it
+    under ``make test-postgres``."""
+    if connection.vendor == "postgresql":
+        return _rollup_postgres(jobs, period)
+    return _rollup_portable(jobs, period)
+
+
+def _rollup_portable(jobs, period):
+    """Any database: one aggregate for the totals, one grouped query per day and breakdown."""
+    totals = jobs.aggregate(
+        total=Coalesce(Sum(charge_expression()), 0),
+        jobs=Count("id"),
+        charged=Count("id", filter=~Q(status__in=NOT_CHARGED)),
+        videos=Count("id", filter=Q(status=Status.COMPLETED)),
+    )
+    result = Report(period, totals["total"], totals["jobs"], totals["charged"], totals["videos"])
+    per_day = {
+        row["day"]: row
+        for row in jobs.annotate(day=TruncDate("created_at", tzinfo=period.zone))
+        .values("day")
+        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"))
+        .order_by("day")
+    }
+    for name, columns in BREAKDOWNS:
+        setattr(result, name, _grouped(jobs, *columns))
+    return result, per_day
+
+
+def _grouped(jobs, *fields):
+    return list(
+        jobs.values(*fields)
+        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"))
+        .order_by("-spend", *fields)
+    )
+
+
+def _rollup_postgres(jobs, period):
+    """PostgreSQL: the totals, the days and every breakdown from a single scan of the
+    period's rows (GROUPING SETS), which the covering ``job_team_created`` and
+    ``job_owner_created`` indexes answer without reading the table."""
+    sql, params = _grouping_sets_sql(jobs, period)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _decode_grouping_sets(cursor.fetchall(), period)
+
+
+def _grouping_sets_sql(jobs, period):
+    """(SQL, parameters) of the one-pass query: each row is one group, with five
+    GROUPING() flags first saying which column it groups by (all set: the totals)."""
+    rows = jobs.annotate(day=TruncDate("created_at", tzinfo=period.zone), charge=charge_expression()).values(
+        "day", "owner_id", "owner__username", "project", "quality", "duration", "status", "charge"
+    )
+    inner, params = rows.query.sql_with_params()
+    not_charged = sorted(NOT_CHARGED)
+    # Only Django's compiled SQL and placeholders are put into the text; every value is a parameter.
+    sql = f"""
+        SELECT GROUPING("day"), GROUPING("owner_id"), GROUPING("project"), GROUPING("quality"),
+               GROUPING("duration"), "day", "owner_id", MAX("owner__username"), "project", "quality",
+               "duration", COALESCE(SUM("charge"), 0)::bigint, COUNT(*),
+               COUNT(*) FILTER (WHERE "status" NOT IN ({", ".join(["%s"] * len(not_charged))})),
+               COUNT(*) FILTER (WHERE "status" = %s)
+        FROM ({inner}) AS period_jobs
+        GROUP BY GROUPING SETS (("day"), ("owner_id"), ("project"), ("quality"), ("duration"), ())
+    """  # noqa: S608
+    return sql, [*not_charged, Status.COMPLETED, *params]
+
+
+def _decode_grouping_sets(found, period):
+    """The one-pass rows as ``_rollup_portable`` returns its figures."""
+    result, per_day = Report(period), {}
+    groups = {name: [] for name, _ in BREAKDOWNS}
+    for row in found:
+        flags, (day, owner_id, username, project, quality, duration, spend, count, charged, videos) = (
+            row[:5],
+            row[5:],
+        )
+        figures = {"spend": spend, "count": count}
+        if all(flags):
+            result.total, result.jobs, result.charged_jobs, result.videos = spend, count, charged, videos
+        elif not flags[0]:
+            per_day[day] = figures
+        elif not flags[1]:
+            groups["by_member"].append({"owner_id": owner_id, "owner__username": username, **figures})
+        elif not flags[2]:
+            groups["by_project"].append({"project": project, **figures})
+        elif not flags[3]:
+            groups["by_quality"].append({"quality": quality, **figures})
+        else:
+            groups["by_duration"].append({"duration": duration, **figures})
+    for name, columns in BREAKDOWNS:
+        # The order _grouped gives: most spent first, then by the grouped values.
+        setattr(result, name, sorted(groups[name], key=lambda g: (-g["spend"], *(g[c] for c in columns))))
+    return result, per_day
+
+
+def _add_budget(result, scope, period, now):
+    if scope.is_team and scope.team is not None:
+        result.budget, result.budget_name = scope.team.monthly_budget_micro_cents, "Team budget"
+    elif not scope.is_team and scope.profile is not None:
+        result.budget, result.budget_name = scope.profile.monthly_budget_micro_cents, "Your budget"
+    result.today = now.astimezone(period.zone).date()
+    if period.key == "this_month":
+        elapsed = (result.today - period.first_day).days + 1
+        spent = sum(spend for day, spend, _ in result.daily if day <= result.today)
+        projected = spent * period.days // elapsed if elapsed > 0 else spent
+        result.projection = projected // CENT * CENT  # an estimate: whole cents are enough
+
+
+def member_rows(scope, result):
+    """For a team: every member with spend, job count and use of their own monthly budget."""
+    if scope.team is None:
+        return []
+    spent = {row["owner_id"]: row for row in result.by_member}
+    rows = []
+    for profile in Profile.objects.filter(team=scope.team).select_related("user").order_by("user__username"):
+        row = spent.get(profile.user_id, {"spend": 0, "count": 0})
+        limit = profile.monthly_budget_micro_cents
+        use = row["spend"] * 100 // limit if limit and result.period.is_calendar_month else None
+        rows.append(
+            {
+                "user": profile.user,
+                "role": profile.get_role_display(),
+                "spend": row["spend"],
+                "count": row["count"],
+                "budget": limit,
+                "use": use,
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["spend"], r["user"].username))
