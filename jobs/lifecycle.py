@@ -30,7 +30,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import TERMINAL, Job, Status, Verdict
+from .models import TERMINAL, ArchiveStatus, Job, Status, Verdict
 from .pixelbyte import RemoteJob
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ UPDATED_FIELDS = (
     "outputs",
     "updated_at",
     "next_check_at",
+    "archive_status",
+    "archive_next_at",
 )
 
 
@@ -170,6 +172,9 @@ def _apply(job, remote, now, authoritative=False):
         job.started_at = job.started_at or now
     if new in TERMINAL:
         job.completed_at = remote.completed_at or now
+    if new == Status.COMPLETED:
+        # What was paid for is copied into the studio's storage by the archiver.
+        job.archive_status, job.archive_next_at = ArchiveStatus.QUEUED, now
     _fill(job, remote, authoritative)
     return Outcome.APPLIED
 

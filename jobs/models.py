@@ -32,6 +32,23 @@ STUCK_FACTOR = 3
 NOT_CHARGED = frozenset({Status.REFUSED, Status.FAILED, Status.CANCELLED})
 
 
+class ArchiveStatus(models.TextChoices):
+    """Where the studio's own copy of a job's outputs stands."""
+
+    NONE = "", "Not kept"  # not finished, or made before archiving existed
+    QUEUED = "queued", "Being copied"
+    ARCHIVED = "archived", "Kept by the studio"
+    LOST = "lost", "Lost at source"
+    DELETED = "deleted", "Files deleted"
+
+
+class FileKind(models.TextChoices):
+    VIDEO = "video", "Video"
+    THUMBNAIL = "thumbnail", "Thumbnail"
+    POSTER = "poster", "Poster"
+    SIDECAR = "sidecar", "Sidecar (JSON)"
+
+
 def new_webhook_token():
     return secrets.token_urlsafe(24)
 
@@ -180,6 +197,18 @@ class Job(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     check_failures = models.PositiveSmallIntegerField(default=0)
 
+    # The studio's own copy of the outputs (see jobs.archive).
+    archive_status = models.CharField(max_length=16, choices=ArchiveStatus.choices, blank=True, default="")
+    # When the archiver should next try; None when there is nothing to do.
+    archive_next_at = models.DateTimeField(null=True, blank=True)
+    archive_attempts = models.PositiveSmallIntegerField(default=0)
+    archive_error = models.TextField(blank=True)
+    archive_lost_at = models.DateTimeField(null=True, blank=True, help_text="When the source was found gone.")
+    files_deleted_at = models.DateTimeField(null=True, blank=True)
+    files_deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     objects = JobQuerySet.as_manager()
 
     class Meta:
@@ -214,6 +243,12 @@ class Job(models.Model):
                 name="job_check_due",
                 condition=Q(next_check_at__isnull=False),
             ),
+            # The archiver: jobs whose outputs are due to be copied.
+            models.Index(
+                fields=["archive_next_at"],
+                name="job_archive_due",
+                condition=Q(archive_next_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=Status.values), name="job_status_allowed"),
@@ -226,6 +261,9 @@ class Job(models.Model):
             ),
             models.CheckConstraint(condition=Q(refunded_micro_cents__gte=0), name="job_refund_not_negative"),
             models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+            models.CheckConstraint(
+                condition=Q(archive_status__in=ArchiveStatus.values), name="job_archive_status_allowed"
+            ),
         ]
 
     def __str__(self):
@@ -425,3 +463,26 @@ class WebhookTally(models.Model):
 
     def __str__(self):
         return f"{self.count} × {self.get_verdict_display()} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class ArchivedFile(models.Model):
+    """One file of a job kept in the studio's storage, written whole before this row exists."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=16, choices=FileKind.choices)
+    # The name in the default storage (a path on disk, or a key in the bucket).
+    name = models.CharField(max_length=500, unique=True)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind"], name="archived_file_one_per_kind"),
+            models.CheckConstraint(condition=Q(size__gte=0), name="archived_file_size_not_negative"),
+            models.CheckConstraint(condition=Q(kind__in=FileKind.values), name="archived_file_kind_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} of job {self.job_id}: {self.name}"

@@ -168,6 +168,10 @@ if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies append to X-Forwarded-For (the client is that many entries from the right).
 PROXY_COUNT = env.int("PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+# Presigned object-storage URLs the browser is redirected to (an https endpoint is
+# covered by https: already; a plain-http one, such as MinIO on loopback, is not).
+_endpoint = env.str("AWS_S3_ENDPOINT_URL", default="")
+MEDIA_ORIGINS = [_endpoint.rstrip("/")] if _endpoint.startswith("http://") else []
 # Content-Security-Policy (django-csp): scripts only from our own static files (no
 # inline script). Videos and their posters come from PixelByte's CDN over https.
 CONTENT_SECURITY_POLICY = {
@@ -175,8 +179,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "https:", "data:"],
-        "media-src": [SELF, "https:"],
+        "img-src": [SELF, "https:", "data:", *MEDIA_ORIGINS],
+        "media-src": [SELF, "https:", *MEDIA_ORIGINS],
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],
@@ -259,8 +263,39 @@ DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# --- Archived videos ---------------------------------------------------------
+# Every finished video, its thumbnail, poster and a JSON sidecar are copied into the
+# studio's own storage: a folder on disk by default, S3-compatible object storage
+# (AWS, MinIO, Ceph, R2…) through django-storages when a bucket is named. The files are
+# served only through the studio's own views, after its access check.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_URL = "/media/"  # never routed: archived files are served by the job views
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+# Downloads from S3 are redirects to a presigned URL that lives this many seconds.
+AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=300)
+AWS_DEFAULT_ACL = None  # objects stay private: only presigned URLs reach them
+AWS_S3_FILE_OVERWRITE = False
+# The largest output the studio copies (bytes); a bigger one is refused at the cap.
+ARCHIVE_MAX_BYTES = env.int("ARCHIVE_MAX_BYTES", default=2 * 1024**3)
+# The longest one file's download may take, whatever the network does (seconds).
+ARCHIVE_DOWNLOAD_DEADLINE = env.int("ARCHIVE_DOWNLOAD_DEADLINE", default=1800)
+# With local storage behind nginx (or Apache), hand the bytes of a video to the proxy:
+# "x-accel-redirect" (nginx, internal location MEDIA_PROXY_PREFIX) or "x-sendfile".
+MEDIA_PROXY = env.str("MEDIA_PROXY", default="")
+MEDIA_PROXY_PREFIX = env.str("MEDIA_PROXY_PREFIX", default="/protected-media/")
+if MEDIA_PROXY not in ("", "x-accel-redirect", "x-sendfile"):
+    raise ImproperlyConfigured("MEDIA_PROXY must be empty, x-accel-redirect or x-sendfile.")
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {"BACKEND": "storages.backends.s3.S3Storage"}
+        if AWS_STORAGE_BUCKET_NAME
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

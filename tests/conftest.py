@@ -76,6 +76,47 @@ def fake_api(settings):
 # --- the cast: three people in one team, one in another team, one in none, and staff ---
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 endpoint on loopback (moto in server mode), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    from .helpers import closed_port
+
+    port = closed_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, s3_server, tmp_path):
+    """The studio's default storage is a fresh bucket on the loopback S3 endpoint; returns
+    a boto3 client for looking into it."""
+    import uuid
+
+    import boto3
+
+    bucket = f"kling-{uuid.uuid4().hex[:12]}"
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **credentials)
+    client.create_bucket(Bucket=bucket)
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.AWS_S3_ENDPOINT_URL = s3_server
+    settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY = "testing", "testing"
+    settings.AWS_S3_REGION_NAME = "us-east-1"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage"}}
+    client.bucket = bucket
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Archived files of each test go to a folder of its own, never the project's media/."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
 @pytest.fixture
 def team(db):
     return make_team("Studio")
