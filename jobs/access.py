@@ -110,6 +110,15 @@ class Viewer:
         """Whoever may see a job may cancel it; PixelByte says whether it still can be."""
         return self.sees(job)
 
+    def may_delete_files(self, job):
+        """The studio's copy of a job's files may be deleted by its owner, a manager of its
+        team, or staff; the job itself, its charge and its record always stay."""
+        if not self.sees(job):
+            return False
+        if self.user.is_staff or job.owner_id == self.user.pk:
+            return True
+        return self.is_manager and job.team_id == self.profile.team_id
+
     def members(self):
         """The people a manager (or staff) may filter the history by; empty for everyone else."""
         people = get_user_model().objects.order_by("username")

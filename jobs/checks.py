@@ -62,3 +62,74 @@ def check_retention(app_configs, **kwargs):
             )
         ]
     return []
+
+
+# A check runs with every management command: a bucket that does not answer must not hold them up.
+STORAGE_PROBE_SECONDS = 3
+
+
+@register()
+def check_media_storage(app_configs, **kwargs):
+    """The archive's storage can be written: MEDIA_ROOT on disk, or the bucket reachable."""
+    from django.core.files.storage import default_storage
+
+    from .media import keeps_local_files
+
+    if keeps_local_files(default_storage):
+        return _check_media_root(settings.MEDIA_ROOT)
+    if getattr(default_storage, "bucket_name", None):
+        return _check_bucket(default_storage)
+    return []
+
+
+def _check_media_root(root):
+    """W010 when MEDIA_ROOT, or the folder it would be made in, is not writable."""
+    import os
+    from pathlib import Path
+
+    folder = Path(root)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+        return []
+    return [
+        Warning(
+            f"MEDIA_ROOT ({root}) cannot be written: finished videos will not be kept.",
+            hint="Create the folder and give the user running the studio and its workers write access, "
+            "or set MEDIA_ROOT to a folder they can write.",
+            id="jobs.W010",
+        )
+    ]
+
+
+def _check_bucket(storage):
+    """W011 when the bucket does not answer a HEAD within a few seconds."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        _quick_twin(storage).connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    except (BotoCoreError, ClientError) as exc:
+        return [
+            Warning(
+                f"The bucket {storage.bucket_name!r} cannot be reached: {exc}",
+                hint="Check AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL and the credentials; "
+                "until it answers, finished videos are not kept.",
+                id="jobs.W011",
+            )
+        ]
+    return []
+
+
+def _quick_twin(storage):
+    """The default storage again, configured the same but giving up after a few seconds."""
+    from botocore.config import Config
+    from django.core.files.storage import storages
+
+    quick = Config(
+        connect_timeout=STORAGE_PROBE_SECONDS,
+        read_timeout=STORAGE_PROBE_SECONDS,
+        retries={"total_max_attempts": 1},
+    )
+    backend = settings.STORAGES["default"]
+    options = {**backend.get("OPTIONS", {}), "client_config": storage.client_config.merge(quick)}
+    return storages.create_storage({**backend, "OPTIONS": options})

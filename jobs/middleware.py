@@ -3,6 +3,9 @@ import logging
 import zoneinfo
 from urllib.parse import unquote
 
+from csp.constants import HEADER
+from csp.middleware import CSPMiddleware
+from csp.utils import build_policy
 from django.conf import settings
 from django.db import OperationalError
 from django.shortcuts import render
@@ -57,3 +60,39 @@ class DatabaseBusyMiddleware:
             response["Retry-After"] = "5"
             return response
         return None
+
+
+class StudioCSPMiddleware(CSPMiddleware):
+    """django-csp's middleware, with the policy of a plain response built once.
+
+    Almost every response carries neither a per-view change (``csp_update`` and friends)
+    nor a nonce, and django-csp builds the same header anew for each of them (about 60 µs,
+    a fifth of a small view). Anything out of the ordinary takes django-csp's own path."""
+
+    _built_for = None
+    _policy = ""
+
+    def process_response(self, request, response):
+        if not self._is_plain(request, response):
+            return super().process_response(request, response)
+        config = settings.CONTENT_SECURITY_POLICY
+        if self._built_for is not config:  # built once per configuration (tests change it)
+            self._policy, self._built_for = build_policy(), config
+        if self._policy and HEADER not in response:
+            response[HEADER] = self._policy
+        return response
+
+    @staticmethod
+    def _is_plain(request, response):
+        marked = any(hasattr(response, f"_csp_{part}{ro}") for part in PARTS for ro in ("", "_ro"))
+        debug_page = settings.DEBUG and response.status_code in (404, 500)
+        return not (
+            marked
+            or debug_page
+            or getattr(request, "_csp_nonce", None)
+            or getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+            or (settings.CONTENT_SECURITY_POLICY or {}).get("EXCLUDE_URL_PREFIXES")
+        )
+
+
+PARTS = ("config", "update", "replace", "exempt")

@@ -16,18 +16,25 @@ A submission costs money and the API has no idempotency key, so ``submit`` only
 retries when the request provably never reached the server (connection refused,
 name not resolved, connect timeout). Reads (status, list) retry transient
 failures with capped exponential backoff.
+
+``download`` fetches a media file from whatever host the API's answer names, with the
+same kind of limits (a wall-clock deadline, a per-read timeout, a size cap) and without
+the API key.
 """
 
+import collections
+import hashlib
 import json
 import logging
 import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -105,6 +112,14 @@ class RateLimited(ApiError):
 
 class NotFound(Rejected):
     """The API does not know this job."""
+
+
+class MediaGone(ApiError):
+    """A media host answered 404, 403 or 410: the file is not there and will not come back."""
+
+
+class TooLarge(ApiError):
+    """A media file is larger than the studio agreed to copy."""
 
 
 MESSAGES = {
@@ -633,6 +648,167 @@ def _fallback_message(status, detail):
     if detail:
         return f"PixelByte refused the request (HTTP {status}): {detail[:300]}"
     return f"PixelByte refused the request (HTTP {status})."
+
+
+# --- media files (the CDN, not the API) -------------------------------------------------
+
+# Read in pieces this size, so a video of any length costs the same memory.
+MEDIA_CHUNK_BYTES = 256 * 1024
+MEDIA_MAX_REDIRECTS = 5
+GONE_STATUSES = frozenset({403, 404, 410})
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    size: int
+    sha256: str
+    content_type: str  # the media type the host named, lowercased, without parameters; or ""
+
+
+class _BackgroundDigest:
+    """SHA-256 computed on another thread while the bytes are written: hashlib lets go of
+    the interpreter lock for large buffers, so hashing and copying use two cores instead
+    of taking turns. At most ``AHEAD`` chunks wait to be hashed, so memory stays flat."""
+
+    AHEAD = 16
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._waiting = collections.deque()
+
+    def update(self, chunk):
+        # One worker runs the updates in the order they were handed over.
+        self._waiting.append(self._pool.submit(self._digest.update, chunk))
+        if len(self._waiting) > self.AHEAD:
+            self._waiting.popleft().result()
+
+    def hexdigest(self):
+        self._drain()
+        return self._digest.hexdigest()
+
+    def _drain(self):
+        while self._waiting:
+            self._waiting.popleft().result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, failed, *exc):
+        if not failed:
+            self._drain()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def download(url, fileobj, *, max_bytes, deadline, connect_timeout=3.05, read_timeout=20.0, on_chunk=None):
+    """Stream the file at ``url`` into ``fileobj``; return its size, SHA-256 and type.
+
+    Media hosts are not the API: the request carries no API key (the URL is all the
+    authority a CDN link needs, and the key must not reach a third party). The whole
+    transfer ends within ``deadline`` seconds and every read within ``read_timeout``.
+    ``on_chunk(n)`` is called after each piece is written.
+
+    Raises ``MediaGone`` (404, 403, 410) and ``TooLarge`` (over ``max_bytes``), which a
+    retry will not change; ``NotSent``, ``NoAnswer`` or ``ServerError`` for what may work
+    later. ``fileobj`` holds a partial body after an error: the caller discards it.
+    """
+    transfer = _MediaTransfer(url, max_bytes, deadline, (connect_timeout, read_timeout))
+    with requests.Session() as session:
+        session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        session.max_redirects = MEDIA_MAX_REDIRECTS
+        with transfer.open(session) as response:
+            transfer.check(response)
+            return transfer.copy(response, fileobj, on_chunk)
+
+
+class _MediaTransfer:
+    """One download's limits, and its messages (naming the host, never the URL: a signed
+    link's query string is as good as a password)."""
+
+    def __init__(self, url, max_bytes, seconds, timeout):
+        self.url, self.max_bytes, self.timeout = url, max_bytes, timeout
+        self.host = urlsplit(url).hostname or "the media host"
+        self.deadline = Deadline(time.monotonic() + seconds, seconds)
+
+    def left(self):
+        return self.deadline.at - time.monotonic()
+
+    def open(self, session):
+        """Send the request and wait for the answer's headers."""
+        left = max(self.left(), 0.001)
+        timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
+        try:
+            return session.get(self.url, timeout=timeout, stream=True)
+        except requests.exceptions.ConnectTimeout:
+            raise NotSent(f"{self.host} did not accept the connection in time.") from None
+        except requests.exceptions.ReadTimeout:
+            raise NoAnswer(f"{self.host} did not answer within {timeout[1]:g} seconds.") from None
+        except requests.exceptions.TooManyRedirects:
+            raise ServerError(f"{self.host} redirected more than {MEDIA_MAX_REDIRECTS} times.") from None
+        except requests.exceptions.RequestException as exc:
+            raise NotSent(f"The studio could not reach {self.host} ({type(exc).__name__}).") from None
+
+    def check(self, response):
+        """Refuse an answer that is not the file, or announces more than the cap."""
+        status = response.status_code
+        if status in GONE_STATUSES:
+            raise MediaGone(f"{self.host} answered HTTP {status}: the file is gone.", http_status=status)
+        if status != 200:
+            raise ServerError(f"{self.host} answered HTTP {status} instead of the file.", http_status=status)
+        length = _content_length(response)
+        if length is not None and length > self.max_bytes:
+            raise self.too_large()
+
+    def too_large(self):
+        return TooLarge(
+            f"The file at {self.host} is larger than {self.max_bytes:,} bytes (ARCHIVE_MAX_BYTES)."
+        )
+
+    def copy(self, response, fileobj, on_chunk):
+        digest, size = _BackgroundDigest(), 0
+        with digest:
+            while chunk := self.next_chunk(response):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise self.too_large()
+                digest.update(chunk)
+                fileobj.write(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+        length = _content_length(response)
+        if length is not None and size != length and not response.headers.get("Content-Encoding"):
+            raise NoAnswer(f"The download from {self.host} was cut off after {size:,} of {length:,} bytes.")
+        return Downloaded(size=size, sha256=digest.hexdigest(), content_type=_media_type(response))
+
+    def next_chunk(self, response):
+        # Each socket read waits at most until the deadline, so a trickle cannot overrun it.
+        wait = min(self.timeout[1], self.left())
+        if wait <= 0:
+            raise self.overran()
+        _limit_wait(response, wait)
+        try:
+            return response.raw.read1(MEDIA_CHUNK_BYTES, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            if wait < self.timeout[1]:  # the deadline, not the host's silence, ended the wait
+                raise self.overran() from None
+            raise NoAnswer(f"{self.host} stopped sending for {wait:g} seconds.") from None
+        except urllib3.exceptions.HTTPError:
+            raise NoAnswer(f"The connection to {self.host} broke during the download.") from None
+
+    def overran(self):
+        seconds = self.deadline.seconds
+        return NoAnswer(f"The download from {self.host} took longer than {seconds:g} seconds.")
+
+
+def _content_length(response):
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _media_type(response):
+    value = text(response.headers.get("Content-Type"), 200).split(";")[0].strip().lower()
+    readable = len(value) <= 100 and re.fullmatch(r"[a-z0-9][\w.+-]*/[a-z0-9][\w.+-]*", value, re.ASCII)
+    return value if readable else ""
 
 
 def client_from_settings():

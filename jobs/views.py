@@ -1,16 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.db.models import Sum
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from . import budgets, history, live, pricing, spend, webhooks
+from . import archive, budgets, history, live, media, pricing, spend, webhooks
 from .access import Viewer
 from .forms import HistoryFilterForm, JobForm, SpendFilterForm
-from .models import Status
+from .models import ArchiveStatus, FileKind, Status
+from .spend.report import storage_report
 from .submission import CannotCancel, ForeignSubmissionKey, cancel_job, submit_job
 from .throttle import SubmissionPaused
 
@@ -95,14 +98,15 @@ LIST_FIELDS = [
     "api_cost_micro_cents",
     "estimated_micro_cents",
     "model_slug",
+    "archive_status",
 ]
 
 
 @require_GET
 def job_list(request):
     viewer = Viewer.for_request(request)
-    filters = HistoryFilterForm(request.GET or None, members=viewer.members())
-    jobs = filters.apply(viewer.jobs()).select_related("owner").only(*LIST_FIELDS)
+    filters, jobs = _history(request, viewer)
+    jobs = jobs.select_related("owner").only(*LIST_FIELDS)
     page = history.page_of(
         jobs,
         after=history.Cursor.decode(request.GET.get("after")),
@@ -118,6 +122,12 @@ def job_list(request):
         "show_owner": viewer.sees_owners,
     }
     return render(request, "jobs/list.html", context)
+
+
+def _history(request, viewer):
+    """(the history's filter form, the viewer's jobs it lets through): the list and its zip."""
+    filters = HistoryFilterForm(request.GET or None, members=viewer.members())
+    return filters, filters.apply(viewer.jobs())
 
 
 def _page_size(request):
@@ -137,8 +147,16 @@ def _page_url(request, direction, cursor):
 
 @require_GET
 def job_detail(request, job_id):
-    job = Viewer.for_request(request).job_or_404(job_id)
-    return render(request, "jobs/detail.html", {"job": job})
+    viewer = Viewer.for_request(request)
+    job = viewer.job_or_404(job_id)
+    context = {"job": job, "may_delete_files": viewer.may_delete_files(job), "kept_bytes": _kept_bytes(job)}
+    return render(request, "jobs/detail.html", context)
+
+
+def _kept_bytes(job):
+    if job.archive_status != ArchiveStatus.ARCHIVED:
+        return None
+    return job.files.aggregate(total=Sum("size"))["total"]
 
 
 @require_POST
@@ -188,8 +206,17 @@ STATUS_FIELDS = (
     "estimated_micro_cents",
     "refunded_micro_cents",
     "model_slug",
+    "archive_status",
+    "archive_lost_at",
+    "files_deleted_at",
+    "files_deleted_by__username",
 )
 MAX_STATUS_IDS = 100
+
+
+def _for_status(jobs):
+    """``jobs`` with every column the live parts draw, the deleter's name joined in."""
+    return jobs.select_related("files_deleted_by").only(*STATUS_FIELDS)
 
 
 def status_payload(job, now, request):
@@ -206,8 +233,8 @@ def status_payload(job, now, request):
         "stuck": job.is_stuck(now),
         "charged": job.was_charged,
         "charge": pricing.format_dollars(job.billed_micro_cents),
-        "video": job.output_url or None,
-        "poster": job.poster_url or None,
+        "video": _studio_or_cdn(job, "jobs:video", job.output_url),
+        "poster": _studio_or_cdn(job, "jobs:poster", job.poster_url),
         "error": job.error_message or None,
         "errorCode": job.error_code or None,
         "note": html["note"],
@@ -216,12 +243,19 @@ def status_payload(job, now, request):
     }
 
 
+def _studio_or_cdn(job, view, cdn_url):
+    """The studio's own URL once it keeps the file, else PixelByte's link (or None)."""
+    if not cdn_url:
+        return None
+    return reverse(view, args=[job.pk]) if job.archive_status == ArchiveStatus.ARCHIVED else cdn_url
+
+
 @require_GET
 def job_statuses(request):
     """Live status of the signed-in user's jobs named in ``?ids=1,2,3``, in one query."""
     parts = request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]
     ids = [number for number in map(whole_number, parts) if number is not None]
-    jobs = Viewer.for_request(request).jobs_by_id(ids).only(*STATUS_FIELDS)
+    jobs = _for_status(Viewer.for_request(request).jobs_by_id(ids))
     now = timezone.now()
     return JsonResponse(
         {"jobs": [status_payload(job, now, request) for job in jobs], "serverTime": now.isoformat()}
@@ -230,8 +264,90 @@ def job_statuses(request):
 
 @require_GET
 def job_status(request, job_id):
-    job = Viewer.for_request(request).job_or_404(job_id, fields=STATUS_FIELDS)
+    job = get_object_or_404(_for_status(Viewer.for_request(request).jobs_by_id([job_id])))
     return JsonResponse(status_payload(job, timezone.now(), request))
+
+
+# --- what the studio keeps ---------------------------------------------------------------
+
+
+def _kept(request, job_id, *kinds):
+    """The first of ``kinds`` kept for the job, if this person may see it; 404 otherwise."""
+    stored = media.find(Viewer.for_request(request).jobs_by_id([job_id]), kinds)
+    if stored is None:
+        raise Http404("No such file.")
+    return stored
+
+
+@require_safe
+def job_video(request, job_id):
+    return media.serve(request, _kept(request, job_id, FileKind.VIDEO))
+
+
+@require_safe
+def job_thumbnail(request, job_id):
+    """The history's picture: the thumbnail, else the poster."""
+    stored = _kept(request, job_id, FileKind.THUMBNAIL, FileKind.POSTER)
+    return media.serve(request, stored, cache=media.PICTURE_CACHE)
+
+
+@require_safe
+def job_poster(request, job_id):
+    return media.serve(request, _kept(request, job_id, FileKind.POSTER), cache=media.PICTURE_CACHE)
+
+
+@require_safe
+def job_sidecar(request, job_id):
+    return media.serve(request, _kept(request, job_id, FileKind.SIDECAR))
+
+
+@require_safe
+def job_download(request, job_id):
+    stored = _kept(request, job_id, FileKind.VIDEO)
+    name = media.file_name(stored.job, stored, timezone.get_current_timezone())
+    return media.serve(request, stored, filename=name)
+
+
+@require_GET
+def export_zip(request):
+    """The kept videos and sidecars of the history's jobs, its filters applied, as one zip."""
+    _, jobs = _history(request, Viewer.for_request(request))
+    # Taken now: the viewer's zone is active only until the view returns, before the zip is sent.
+    zone = timezone.get_current_timezone()
+    response = StreamingHttpResponse(
+        media.zip_chunks(media.files_to_zip(jobs), zone), content_type="application/zip"
+    )
+    name = f"kling-studio-videos-{timezone.localdate():%Y-%m-%d}.zip"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def job_delete_files(request, job_id):
+    """A confirmation page (GET, for browsers without JavaScript), then the deletion (POST)."""
+    viewer = Viewer.for_request(request)
+    job = viewer.job_or_404(job_id)
+    if not viewer.may_delete_files(job):
+        raise Http404("No such job.")
+    if job.archive_status != ArchiveStatus.ARCHIVED:
+        messages.info(request, "The studio keeps no files of this video.")
+        return redirect(job)
+    if request.method == "GET":
+        files = job.files.order_by("kind")
+        return render(request, "jobs/confirm_delete_files.html", {"job": job, "files": files})
+    try:
+        failed = archive.delete_files(job, request.user)
+    except archive.NothingToDelete:
+        messages.info(request, "The studio keeps no files of this video.")
+        return redirect(job)
+    if failed:
+        messages.error(
+            request, f"{len(failed)} file(s) could not be removed from the storage; the log names them."
+        )
+    else:
+        messages.success(request, "The files were deleted. The job, its charge and its record stay.")
+    return redirect(job)
 
 
 # --- webhooks --------------------------------------------------------------------------
@@ -281,6 +397,7 @@ def spend_dashboard(request):
         "report": result,
         "chart": spend.chart(result),
         "members": spend.member_rows(scope, result) if scope.is_team else [],
+        "storage": storage_report(scope),
         "export_url": reverse("jobs:spend_export") + ("?" + request.GET.urlencode() if request.GET else ""),
         "warn_at_percent": budgets.WARN_AT_PERCENT,
     }

@@ -95,6 +95,9 @@ SANDBOX_SUBMIT_DELAY = env.float("SANDBOX_SUBMIT_DELAY", default=0.0)
 # its webhook is done, and it never holds more than SANDBOX_MAX_JOBS at once.
 SANDBOX_KEEP_SECONDS = env.int("SANDBOX_KEEP_SECONDS", default=3600)
 SANDBOX_MAX_JOBS = env.int("SANDBOX_MAX_JOBS", default=1000)
+# Seconds the output of an [expire] job stays on the sandbox's CDN after it completes: by
+# default none, so it is gone before the archiver's first try and is seen lost at source.
+SANDBOX_EXPIRE_SECONDS = env.float("SANDBOX_EXPIRE_SECONDS", default=0.0)
 if SANDBOX_KEEP_SECONDS < 0 or SANDBOX_MAX_JOBS < 1:
     raise ImproperlyConfigured("SANDBOX_KEEP_SECONDS must be 0 or more and SANDBOX_MAX_JOBS 1 or more.")
 
@@ -126,7 +129,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "jobs.middleware.StudioCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -261,14 +264,14 @@ USE_TZ = True
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")  # empty means the default
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # --- Archived videos ---------------------------------------------------------
 # Every finished video, its thumbnail, poster and a JSON sidecar are copied into the
 # studio's own storage: a folder on disk by default, S3-compatible object storage
 # (AWS, MinIO, Ceph, R2…) through django-storages when a bucket is named. The files are
 # served only through the studio's own views, after its access check.
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or BASE_DIR / "media")  # empty means the default
 MEDIA_URL = "/media/"  # never routed: archived files are served by the job views
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None

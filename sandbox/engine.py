@@ -10,6 +10,14 @@ submit), and words in the prompt make the usual trouble happen on purpose:
     [stuck]    the job never leaves processing
     [balance]  the submit is refused with INSUFFICIENT_BALANCE
     [busy]     the submit is refused with 429 CONCURRENT_JOBS_EXCEEDED, Retry-After: 5
+    [expire]   the output is gone from the CDN SANDBOX_EXPIRE_SECONDS after the job
+               completes (by default at once, so before the studio's archiver can copy
+               it): the status still points at it, the files answer 404
+
+A completed job's output is served by the sandbox itself, like PixelByte's CDN, at
+``<media base><job id>/video.mp4`` (and ``thumb.jpg``, ``poster.jpg``): anonymous, as a
+CDN link is a capability URL, for jobs the sandbox still knows only. The sample follows
+the job's aspect ratio, so a player gets the right shape.
 
 State lives in this process only, so serve the sandbox from one process. It is
 bounded: finished jobs are forgotten after a while and the number held is capped.
@@ -28,6 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -40,6 +49,11 @@ DURATIONS = {"5": 5, "10": 10}
 ASPECT_RATIOS = {"16:9", "9:16", "1:1"}
 PROMPT_LIMIT = 2500
 SEED_MAX = 2**32 - 1
+
+# The CDN's file names for a job, and the sample behind each, per aspect ratio.
+SAMPLES = Path(__file__).resolve().parent / "samples"
+CDN_FILES = {"video.mp4": "sample-{}.mp4", "thumb.jpg": "thumb-{}.jpg", "poster.jpg": "poster-{}.jpg"}
+SAMPLE_SHAPES = {"16:9": "16x9", "9:16": "9x16", "1:1": "1x1"}
 
 # PixelByte's documented webhook retry delays, in seconds.
 WEBHOOK_RETRY_DELAYS = (1, 4, 16, 64, 256)
@@ -94,6 +108,7 @@ class SandboxJob:
     webhook_url: str = ""
     webhook_secret: str = ""
     outcome: str = "complete"  # complete, fail or stuck
+    expire_s: float | None = None  # [expire]: seconds the output stays on the CDN
     cancelled_at: float | None = None
     webhook_attempts: int = 0
     webhook_next: float = 0.0
@@ -114,6 +129,12 @@ class SandboxJob:
             return self.cancelled_at
         return self.created + self.pending_s + self.processing_s
 
+    def expired(self, now):
+        return self.expire_s is not None and now >= self.finished_at() + self.expire_s
+
+    def media_url(self, name):
+        return f"{self.media_base}{self.job_id}/{name}"
+
     def view(self, now):
         status = self.status(now)
         done = status in FINISHED
@@ -121,10 +142,10 @@ class SandboxJob:
         if status == "completed":
             outputs = [
                 {
-                    "url": self.media_base + "sample.mp4",
+                    "url": self.media_url("video.mp4"),
                     "type": "video",
-                    "thumbnail": self.media_base + "thumb.jpg",
-                    "posterImage": self.media_base + "poster.jpg",
+                    "thumbnail": self.media_url("thumb.jpg"),
+                    "posterImage": self.media_url("poster.jpg"),
                 }
             ]
         return {
@@ -189,7 +210,9 @@ class Sandbox:
         callback_origin="",
         keep_s=3600,
         max_jobs=1000,
+        expire_s=0,
     ):
+        """Accept a job. ``media_base`` is the CDN's root URL (ending in /)."""
         with self.lock:
             self.submit_count += 1
         if not isinstance(body, dict):
@@ -211,7 +234,8 @@ class Sandbox:
         slow = 10 if "[slow]" in prompt else 1
         now = self.clock()
         job = SandboxJob(
-            job_id="job_" + secrets.token_hex(6),
+            # The id is the CDN link's only secret, so it is long enough not to be guessed.
+            job_id="job_" + secrets.token_hex(16),
             request_id="req_" + secrets.token_hex(6),
             input=data,
             created=now,
@@ -222,6 +246,7 @@ class Sandbox:
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             outcome="fail" if "[fail]" in prompt else "stuck" if "[stuck]" in prompt else "complete",
+            expire_s=expire_s if "[expire]" in prompt else None,
         )
         job.webhook_next = job.finished_at()
         with self.lock:
@@ -239,6 +264,16 @@ class Sandbox:
 
     def get(self, job_id):
         return self._job(job_id).view(self.clock())
+
+    def media_file(self, job_id, name):
+        """The file behind a CDN URL, or None: an unknown or forgotten job, one not
+        completed, an output that has expired, or a name the CDN does not serve."""
+        now = self.clock()
+        with self.lock:
+            job = self.jobs.get(job_id)
+        if job is None or name not in CDN_FILES or job.status(now) != "completed" or job.expired(now):
+            return None
+        return SAMPLES / CDN_FILES[name].format(SAMPLE_SHAPES[job.input["aspect_ratio"]])
 
     def list(self, *, limit=20, cursor=None, status=None, model=None):
         try:

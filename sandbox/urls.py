@@ -9,4 +9,5 @@ urlpatterns = [
     path("v1/jobs", views.list_jobs, name="list"),
     path("v1/jobs/<str:job_id>", views.job_status, name="status"),
     path("v1/jobs/<str:job_id>/cancel", views.cancel, name="cancel"),
+    path("cdn/<str:job_id>/<str:name>", views.cdn, name="cdn"),
 ]

@@ -5,20 +5,26 @@ answers a request only with the key every studio process derives from SECRET_KEY
 (settings.SANDBOX_API_KEY). Submit and list answer flat, status answers wrapped in
 ``{success, data, requestId}``: the contract says both shapes occur, so the studio
 meets both every day.
+
+The outputs are served at ``/sandbox/cdn/<job id>/<file>`` as a CDN would: to anyone
+with the link, with ETags and single byte ranges (what players and downloaders use).
 """
 
+import hashlib
 import hmac
 import json
+import mimetypes
+import re
 import secrets
 import time
-from functools import wraps
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, JsonResponse
-from django.templatetags.static import static
+from django.http import Http404, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from .engine import SANDBOX, ApiFailure
 
@@ -72,14 +78,20 @@ def submit(request):
         time.sleep(settings.SANDBOX_SUBMIT_DELAY)
     return SANDBOX.submit(
         body,
-        media_base=request.build_absolute_uri(static("sandbox/")),
+        media_base=cdn_base(request),
         pending_s=settings.SANDBOX_PENDING_SECONDS,
         processing_s=settings.SANDBOX_PROCESSING_SECONDS,
         webhook_secret=settings.PIXELBYTE_WEBHOOK_SECRET,
         callback_origin=settings.PUBLIC_BASE_URL,
         keep_s=settings.SANDBOX_KEEP_SECONDS,
         max_jobs=settings.SANDBOX_MAX_JOBS,
+        expire_s=settings.SANDBOX_EXPIRE_SECONDS,
     )
+
+
+def cdn_base(request):
+    """The CDN's root URL as this request reached the sandbox; a job's files are below it."""
+    return request.build_absolute_uri(reverse("sandbox:cdn", args=["job", "file"])).removesuffix("job/file")
 
 
 @require_GET
@@ -101,3 +113,60 @@ def list_jobs(request):
 @api_view
 def cancel(request, job_id):
     return SANDBOX.cancel(job_id)
+
+
+# --- the CDN ----------------------------------------------------------------
+
+SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@require_safe
+@login_not_required
+def cdn(request, job_id, name):
+    if settings.PIXELBYTE_API_KEY:
+        raise Http404("The sandbox is off while a real API key is configured.")
+    path = SANDBOX.media_file(job_id, name)
+    if path is None:
+        raise Http404("No such file on the sandbox's CDN.")
+    body, etag = read_sample(path)
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    else:
+        response = ranged(request, body, etag)
+        response["Content-Type"] = mimetypes.guess_type(name)[0]
+    response["ETag"] = etag
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+@lru_cache(maxsize=16)
+def read_sample(path):
+    """A sample's bytes and ETag (tens of KB each, so held in memory once read)."""
+    body = path.read_bytes()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def ranged(request, body, etag):
+    """The whole body, or the one range asked for (206), or 416 when it starts past the end.
+
+    A Range this CDN does not serve (several ranges, another unit, bad syntax) or one
+    with an If-Range for another version is ignored: the whole file, as RFC 9110 allows.
+    """
+    size = len(body)
+    match = SINGLE_RANGE.fullmatch(request.headers.get("Range", ""))
+    if not match or request.headers.get("If-Range", etag) != etag or match.groups() == ("", ""):
+        return HttpResponse(body)
+    first, last = match.groups()
+    if first:  # bytes=first- or bytes=first-last
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        if last and int(last) < start:
+            return HttpResponse(body)  # an invalid range is ignored
+    else:  # bytes=-suffix: the last bytes of the file
+        start, end = max(size - int(last), 0), size - 1
+    if start > end:  # starts past the end, or an empty suffix
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    response = HttpResponse(body[start : end + 1], status=206)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response

@@ -135,7 +135,23 @@ class Reply:
     trickle: float = 0.0  # seconds between the bytes of the body, sent one at a time
 
 
-class FakeApi:
+class _LoopbackServer:
+    """A threaded HTTP server on a free loopback port, serving until ``stop``."""
+
+    def _serve(self, handler):
+        self.server = _QuietHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeApi(_LoopbackServer):
     """A loopback HTTP server that answers from a script and records every request."""
 
     def __init__(self, *replies):
@@ -156,12 +172,7 @@ class FakeApi:
             def do_POST(self):
                 fake._handle(self)
 
-        self.server = _QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.block_on_close = False
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     def count(self, method="POST", path="/v1/jobs/submit"):
         with self.lock:
@@ -216,10 +227,6 @@ class FakeApi:
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def closed_port():
     """A loopback port with nothing listening on it."""
@@ -249,3 +256,113 @@ class BlackHole:
         for s in self.fillers:
             s.close()
         self.listener.close()
+
+
+def make_archived(
+    job, video_bytes=b"\x00\x00\x00\x18ftypmp42 a small video", thumbnail_bytes=b"thumb", poster_bytes=None
+):
+    """Keep files for ``job`` as the archiver does (through the default storage, rows
+    after the bytes) and mark it archived; returns {kind: ArchivedFile}."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from jobs.models import ArchivedFile, ArchiveStatus, FileKind
+
+    sidecar = json.dumps({"studio_job_id": job.pk, "prompt": job.prompt}).encode()
+    wanted = {
+        FileKind.VIDEO: (video_bytes, "video/mp4", ".mp4"),
+        FileKind.THUMBNAIL: (thumbnail_bytes, "image/jpeg", ".thumb.jpg"),
+        FileKind.POSTER: (poster_bytes, "image/jpeg", ".poster.jpg"),
+        FileKind.SIDECAR: (sidecar, "application/json", ".json"),
+    }
+    kept = {}
+    for kind, (data, content_type, ending) in wanted.items():
+        if data is None:
+            continue
+        name = default_storage.save(f"videos/test/{job.pk}-clip{ending}", ContentFile(data))
+        kept[kind] = ArchivedFile.objects.create(
+            job=job,
+            kind=kind,
+            name=name,
+            size=len(data),
+            content_type=content_type,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+    job.archive_status = ArchiveStatus.ARCHIVED
+    job.save(update_fields=["archive_status"])
+    return kept
+
+
+class MediaServer(_LoopbackServer):
+    """A loopback CDN: serves scripted files by path and records every request.
+
+    ``put(path, *replies)`` scripts a file (the last reply repeats) and returns its URL;
+    the faults are those of ``Reply``, except that ``truncate`` announces the whole body
+    and drops the connection halfway, and a ``Content-Length`` header set to None sends
+    the body without one (delimited by closing the connection). Unknown paths answer 404.
+    """
+
+    def __init__(self):
+        self.files = {}
+        self.requests = []
+        self.lock = threading.Lock()
+        media = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                media._handle(self)
+
+        self._serve(Handler)
+
+    def put(self, path, *replies):
+        with self.lock:
+            self.files[path] = list(replies)
+        return self.url + path
+
+    def count(self, path):
+        with self.lock:
+            return sum(1 for r in self.requests if r["path"] == path)
+
+    def _next_reply(self, path):
+        with self.lock:
+            replies = self.files.get(path)
+            if not replies:
+                return Reply(status=404, body=b"")
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def _handle(self, handler):
+        with self.lock:
+            self.requests.append({"path": handler.path, "headers": dict(handler.headers)})
+        reply = self._next_reply(handler.path)
+        if reply.hang:
+            time.sleep(reply.hang)
+        if reply.close:
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
+        body = reply.body.encode() if isinstance(reply.body, str) else (reply.body or b"")
+        headers = {"Content-Length": str(len(body)), **reply.headers}
+        handler.send_response(reply.status)
+        for name, value in headers.items():
+            if value is not None:
+                handler.send_header(name, value)
+        handler.end_headers()
+        sent = body[: len(body) // 2] if reply.truncate else body
+        if reply.trickle:
+            for i in range(len(sent)):
+                handler.wfile.write(sent[i : i + 1])
+                handler.wfile.flush()
+                time.sleep(reply.trickle)
+        else:
+            handler.wfile.write(sent)
+        if reply.truncate or headers["Content-Length"] is None:
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)

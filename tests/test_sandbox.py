@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from pathlib import Path
 
 import pytest
 import requests
@@ -41,15 +42,15 @@ def test_a_submit_answers_flat_with_the_published_price(url):
 def test_a_job_moves_from_pending_to_processing_to_completed_on_its_clock():
     clock = [1000.0]
     box = engine.Sandbox(clock=lambda: clock[0])
-    job_id = box.submit(BODY, media_base="http://x/static/sandbox/", pending_s=2, processing_s=4)["jobId"]
+    job_id = box.submit(BODY, media_base="http://x/sandbox/cdn/", pending_s=2, processing_s=4)["jobId"]
     assert (box.get(job_id)["status"], box.get(job_id)["progress"]) == ("pending", 0)
     clock[0] += 2
     assert (box.get(job_id)["status"], box.get(job_id)["progress"]) == ("processing", 50)
     clock[0] += 4
     done = box.get(job_id)
     assert (done["status"], done["progress"]) == ("completed", 100)
-    assert done["output"] == "http://x/static/sandbox/sample.mp4"
-    assert done["outputs"][0]["posterImage"] == "http://x/static/sandbox/poster.jpg"
+    assert done["output"] == f"http://x/sandbox/cdn/{job_id}/video.mp4"
+    assert done["outputs"][0]["posterImage"] == f"http://x/sandbox/cdn/{job_id}/poster.jpg"
     assert done["completedAt"] is not None
 
 
@@ -58,6 +59,7 @@ def test_status_answers_wrapped_and_points_at_a_real_sample_video(url, sandbox):
     sandbox.jobs[sandbox_job].created -= 60
     answer = requests.get(f"{url}/v1/jobs/{sandbox_job}", headers=auth(), timeout=5).json()
     assert answer["success"] is True and answer["data"]["status"] == "completed"
+    assert answer["data"]["output"] == f"{url}/cdn/{sandbox_job}/video.mp4"
     video = requests.get(answer["data"]["output"], timeout=5)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"
 
@@ -250,3 +252,140 @@ def test_item9_with_only_unfinished_jobs_at_the_cap_a_submit_is_refused_as_busy(
     answer = submit(url)
     assert (answer.status_code, answer.json()["error"]["code"]) == (429, "CONCURRENT_JOBS_EXCEEDED")
     assert len(sandbox.jobs) == 2
+
+
+# --- the CDN: the sandbox serves its outputs as PixelByte's CDN does -------------------
+
+SAMPLES = Path(engine.__file__).parent / "samples"
+
+
+def completed(url, sandbox, prompt="A red kite", aspect_ratio="1:1"):
+    """A sandbox job submitted over HTTP and finished a minute ago; returns its CDN root."""
+    body = {**BODY, "input": {**BODY["input"], "prompt": prompt, "aspect_ratio": aspect_ratio}}
+    job_id = submit(url, body).json()["jobId"]
+    sandbox.jobs[job_id].created -= 60
+    return f"{url}/cdn/{job_id}/"
+
+
+def tkhd_size(mp4):
+    """Width and height from the video's track header: 16.16 fixed point, its last 8 bytes."""
+    start = mp4.index(b"tkhd") - 4
+    box = mp4[start : start + int.from_bytes(mp4[start : start + 4], "big")]
+    return int.from_bytes(box[-8:-4], "big") >> 16, int.from_bytes(box[-4:], "big") >> 16
+
+
+def test_cdn_serves_a_completed_jobs_files_to_anyone_with_the_link(url, sandbox):
+    cdn = completed(url, sandbox)
+    video = requests.get(cdn + "video.mp4", timeout=5)  # no key, no session
+    assert video.status_code == 200
+    assert video.content == (SAMPLES / "sample-1x1.mp4").read_bytes()
+    assert video.headers["Content-Type"] == "video/mp4"
+    assert video.headers["Accept-Ranges"] == "bytes" and video.headers["ETag"].startswith('"')
+    for name, sample in (("thumb.jpg", "thumb-1x1.jpg"), ("poster.jpg", "poster-1x1.jpg")):
+        image = requests.get(cdn + name, timeout=5)
+        assert image.headers["Content-Type"] == "image/jpeg"
+        assert image.content == (SAMPLES / sample).read_bytes()
+
+
+def test_cdn_links_carry_a_job_id_too_long_to_guess(url):
+    job_id = submit(url).json()["jobId"]
+    assert len(job_id.removeprefix("job_")) * 4 >= 128
+
+
+SIZE = (SAMPLES / "sample-1x1.mp4").stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=100-", 100, SIZE - 1),
+        ("bytes=-100", SIZE - 100, SIZE - 1),
+        ("bytes=1000-99999999", 1000, SIZE - 1),  # an end past the file is clamped
+        (f"bytes=-{SIZE * 2}", 0, SIZE - 1),  # so is a suffix longer than the file
+        (f"bytes={SIZE - 1}-{SIZE - 1}", SIZE - 1, SIZE - 1),
+    ],
+)
+def test_cdn_answers_a_single_range_with_206_and_its_content_range(url, sandbox, header, start, end):
+    answer = requests.get(completed(url, sandbox) + "video.mp4", headers={"Range": header}, timeout=5)
+    assert answer.status_code == 206
+    assert answer.headers["Content-Range"] == f"bytes {start}-{end}/{SIZE}"
+    assert int(answer.headers["Content-Length"]) == end - start + 1
+    assert answer.content == (SAMPLES / "sample-1x1.mp4").read_bytes()[start : end + 1]
+
+
+@pytest.mark.parametrize("header", [f"bytes={SIZE}-", f"bytes={SIZE + 10}-{SIZE + 20}", "bytes=-0"])
+def test_cdn_answers_a_range_outside_the_file_with_416(url, sandbox, header):
+    answer = requests.get(completed(url, sandbox) + "video.mp4", headers={"Range": header}, timeout=5)
+    assert answer.status_code == 416
+    assert answer.headers["Content-Range"] == f"bytes */{SIZE}"
+
+
+@pytest.mark.parametrize("header", ["bytes=5-2", "bytes=0-1,5-6", "items=0-5", "bytes=x-y", "bytes=-"])
+def test_cdn_ignores_a_range_it_does_not_serve_and_sends_the_whole_file(url, sandbox, header):
+    answer = requests.get(completed(url, sandbox) + "video.mp4", headers={"Range": header}, timeout=5)
+    assert answer.status_code == 200 and len(answer.content) == SIZE
+
+
+def test_cdn_honours_if_range_and_if_none_match_by_etag(url, sandbox):
+    link = completed(url, sandbox) + "video.mp4"
+    etag = requests.head(link, timeout=5).headers["ETag"]
+    same = requests.get(link, headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=5)
+    other = requests.get(link, headers={"Range": "bytes=0-9", "If-Range": '"other"'}, timeout=5)
+    assert (same.status_code, len(same.content)) == (206, 10)
+    assert (other.status_code, len(other.content)) == (200, SIZE)
+    cached = requests.get(link, headers={"If-None-Match": etag}, timeout=5)
+    assert (cached.status_code, cached.content, cached.headers["ETag"]) == (304, b"", etag)
+
+
+@pytest.mark.parametrize(
+    ("aspect_ratio", "shape", "size"),
+    [("16:9", "16x9", (640, 360)), ("9:16", "9x16", (360, 640)), ("1:1", "1x1", (360, 360))],
+)
+def test_a_jobs_sample_has_the_shape_of_its_aspect_ratio(url, sandbox, aspect_ratio, shape, size):
+    cdn = completed(url, sandbox, aspect_ratio=aspect_ratio)
+    assert tkhd_size(requests.get(cdn + "video.mp4", timeout=5).content) == size
+    poster = requests.get(cdn + "poster.jpg", timeout=5).content
+    assert poster == (SAMPLES / f"poster-{shape}.jpg").read_bytes()
+
+
+def test_cdn_answers_404_for_an_unknown_job_an_unfinished_one_or_another_file(url, sandbox):
+    cdn = completed(url, sandbox)
+    running = submit(url).json()["jobId"]
+    for link in (
+        f"{url}/cdn/job_{'0' * 32}/video.mp4",
+        f"{url}/cdn/{running}/video.mp4",
+        cdn + "sample.mp4",
+        cdn + "..%2Fsettings.py",
+    ):
+        assert requests.get(link, timeout=5).status_code == 404, link
+
+
+def test_cdn_is_off_with_the_rest_of_the_sandbox_when_a_real_key_is_configured(url, sandbox, settings):
+    link = completed(url, sandbox) + "video.mp4"
+    settings.PIXELBYTE_API_KEY = "pb_real"
+    assert requests.get(link, timeout=5).status_code == 404
+
+
+def test_the_expire_trigger_drops_the_output_from_the_cdn_a_few_seconds_after_completion():
+    clock = [1000.0]
+    box = engine.Sandbox(clock=lambda: clock[0])
+    body = {**BODY, "input": {**BODY["input"], "prompt": "A red kite [expire]"}}
+    kept = box.submit(BODY, media_base="http://x/", pending_s=0, processing_s=1, expire_s=5)["jobId"]
+    lost = box.submit(body, media_base="http://x/", pending_s=0, processing_s=1, expire_s=5)["jobId"]
+    clock[0] += 1  # both completed
+    assert box.media_file(lost, "video.mp4") == SAMPLES / "sample-1x1.mp4"
+    clock[0] += 4.9
+    assert box.media_file(lost, "poster.jpg") is not None
+    clock[0] += 0.1
+    assert box.media_file(lost, "video.mp4") is None and box.media_file(lost, "thumb.jpg") is None
+    # The API still says where the output was: only the CDN has lost it.
+    assert box.get(lost)["output"] == f"http://x/{lost}/video.mp4"
+    clock[0] += 3000
+    assert box.media_file(kept, "video.mp4") is not None
+
+
+def test_an_expired_output_answers_404_over_http(url, sandbox, settings):
+    settings.SANDBOX_EXPIRE_SECONDS = 5
+    link = completed(url, sandbox, prompt="A red kite [expire]") + "video.mp4"  # finished ~60 s ago
+    assert requests.get(link, timeout=5).status_code == 404

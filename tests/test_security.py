@@ -504,3 +504,22 @@ def test_a_production_500_mails_the_admins_when_there_are_some(tmp_path):
     assert not mail["html"]
     for secret in ("pb_live_production_probe_key", "whsec_production_probe", SECRET_KEY):
         assert secret not in mail["subject"] + mail["body"]
+
+
+def test_the_policy_is_the_one_django_csp_builds_and_a_view_may_still_change_it(client, db):
+    from csp.decorators import csp_update
+    from csp.utils import build_policy
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from jobs.middleware import StudioCSPMiddleware
+
+    assert client.get(reverse("login"))["Content-Security-Policy"] == build_policy()
+
+    @csp_update({"media-src": ["https://bucket.example"]})
+    def view(request):
+        return HttpResponse("ok")
+
+    middleware = StudioCSPMiddleware(view)
+    changed = middleware(RequestFactory().get("/"))["Content-Security-Policy"]
+    assert "https://bucket.example" in changed and changed != build_policy()

@@ -54,8 +54,8 @@ def test_sync_jobs_brings_a_sandbox_job_to_completed_with_its_video(owner, sandb
     sync()
     job.refresh_from_db()
     assert job.status == Status.COMPLETED
-    assert job.output_url.endswith("/static/sandbox/sample.mp4")
-    assert job.poster_url.endswith("/static/sandbox/poster.jpg")
+    assert job.output_url.endswith(f"/sandbox/cdn/{job.remote_id}/video.mp4")
+    assert job.poster_url.endswith(f"/sandbox/cdn/{job.remote_id}/poster.jpg")
     assert job.next_check_at is None
 
 

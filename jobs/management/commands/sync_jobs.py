@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import lifecycle, pixelbyte, throttle
+from jobs import archive, lifecycle, pixelbyte, throttle
 from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
@@ -64,6 +64,9 @@ class Command(BaseCommand):
             prune_deliveries(timezone.now())
             return
         signal.signal(signal.SIGTERM, self._stop)
+        # Copying outputs runs beside the checks, so a long download never delays them.
+        archiver = archive.Loop()
+        archiver.start()
         self.stdout.write(f"Watching jobs in flight every {interval:g} s (Ctrl+C to stop).")
         pruned_at = None
         try:
@@ -78,6 +81,8 @@ class Command(BaseCommand):
                 self._sleep(max(interval, pause))
         except KeyboardInterrupt:
             pass
+        finally:
+            archiver.stop()
         self.stdout.write("Stopped.")
 
     def _stop(self, *args):
