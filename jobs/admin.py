@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
-from . import lifecycle, pricing, webhooks
+from . import lifecycle, pricing, rollup, webhooks
 from .accounts import StudioAdminAuthenticationForm
 from .models import Job, Profile, Status, Team, WebhookDelivery, WebhookTally
 
@@ -38,6 +38,21 @@ class BudgetInDollars(forms.ModelForm):
         return super().save(commit)
 
 
+class RebuildsSpendOnZoneChange:
+    """A budget holder's months follow its time zone: changing a zone rebuilds the spend
+    rollup, so the budget check keeps counting the right months."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "time_zone" in form.changed_data:
+            rollup.rebuild()
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if any("time_zone" in inline.changed_data for inline in formset.forms if inline.instance.pk):
+            rollup.rebuild()
+
+
 class ProfileInline(admin.TabularInline):
     model = Profile
     form = BudgetInDollars
@@ -47,7 +62,7 @@ class ProfileInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(RebuildsSpendOnZoneChange, admin.ModelAdmin):
     form = BudgetInDollars
     fields = ["name", "monthly_budget_dollars", "time_zone"]
     list_display = ["name", "budget", "members"]
@@ -71,7 +86,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(RebuildsSpendOnZoneChange, admin.ModelAdmin):
     form = BudgetInDollars
     fields = ["user", "team", "role", "monthly_budget_dollars", "time_zone"]
     list_display = ["user", "team", "role", "budget"]
@@ -124,6 +139,8 @@ class JobAdmin(admin.ModelAdmin):
     # Status and money change only through the lifecycle: here, by naming the PixelByte job
     # of an outcome-unknown row (the worker then reads its status) or marking it not sent.
     readonly_fields = [
+        "owner",
+        "team",
         "submission_key",
         "params",
         "status",
@@ -135,9 +152,15 @@ class JobAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    raw_id_fields = ["owner"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["mark_not_sent"]
+
+    # Jobs are made by submitting and kept as the record of what was spent.
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

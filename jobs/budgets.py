@@ -14,16 +14,15 @@ Months start at midnight on the 1st in the budget holder's time zone; there is
 no reset job, the month boundary is simply part of the query.
 """
 
-import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import access, pricing
-from .models import Job, Profile, Team
+from . import access, pricing, rollup
+from .models import Profile, Team
+from .rollup import zone_named
 
 WARN_AT_PERCENT = 80
 
@@ -69,13 +68,6 @@ class OverBudget(Exception):
         )
 
 
-def zone_named(name):
-    try:
-        return zoneinfo.ZoneInfo(name or settings.DISPLAY_TIME_ZONE)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
 def month_of(moment, zone):
     """(first instant of the month containing ``moment``, first instant of the next), in ``zone``."""
     first = moment.astimezone(zone).date().replace(day=1)
@@ -90,14 +82,14 @@ def month_of(moment, zone):
 def _user_budget(user, profile, now):
     zone = zone_named(profile.time_zone)
     start, end = month_of(now, zone)
-    spent = Job.objects.filter(owner=user).in_period(start, end).spend()
+    spent = rollup.spent(start.date(), owner_id=user.pk)
     return Budget("user", "your monthly budget", profile.monthly_budget_micro_cents, spent, start, end)
 
 
 def _team_budget(team, now):
     zone = zone_named(team.time_zone)
     start, end = month_of(now, zone)
-    spent = Job.objects.filter(team=team).in_period(start, end).spend()
+    spent = rollup.spent(start.date(), team_id=team.pk)
     return Budget(
         "team", f"the team budget ({team.name})", team.monthly_budget_micro_cents, spent, start, end
     )

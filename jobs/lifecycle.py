@@ -1,7 +1,9 @@
 """The one state machine: every change of a job's status, and of the money on it.
 
 Nothing else in the code base writes ``Job.status``, ``api_cost_micro_cents`` or
-``refunded_micro_cents``; a test walks the code to keep it so. ``TRANSITIONS`` is the
+``refunded_micro_cents``; a test walks the code to keep it so. Each change of what a job
+counts against budgets also moves its holders' ``SpendMonth`` rows (``jobs.rollup``), in
+the same transaction. ``TRANSITIONS`` is the
 table of which status may follow which; every verb below moves a job only along it.
 
 What PixelByte says (a submit answer, a webhook, a poll, a list item adopted for a lost
@@ -14,7 +16,8 @@ answer) arrives as a ``pixelbyte.RemoteJob`` and goes through ``apply_update``:
 - an update at the same stage may fill in what was missing (the outputs after a
   webhook that carried none, an error message, the completion time).
 
-What the studio decides itself has a verb of its own: ``accept`` (the submit answer),
+What the studio decides itself has a verb of its own: ``record`` (a new job, counted),
+``accept`` (the submit answer),
 ``mark_unknown`` (no usable answer: the outcome is unknown), ``mark_not_sent`` (it never
 reached PixelByte), ``needs_decision`` (a lost answer the worker cannot match),
 ``adopt`` (staff name the PixelByte job) and ``cancelled`` (with its refund).
@@ -30,6 +33,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from . import rollup
 from .models import TERMINAL, ArchiveStatus, Job, Status, Verdict
 from .pixelbyte import RemoteJob
 
@@ -128,11 +132,13 @@ UPDATED_FIELDS = (
 )
 
 
-def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False, also_save=()):
+def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False, also_save=(), was=None):
     """``apply_update`` for a job the caller has already locked (``select_for_update``)
     inside its own transaction; return the outcome. ``also_save`` names fields this module
-    changed on the row first, written in the same statement."""
+    changed on the row first, written in the same statement; ``was`` is the job's billed
+    amount before those changes (``rollup.before``)."""
     now = now or timezone.now()
+    was = was or rollup.before(job)
     before = {name: getattr(job, name) for name in UPDATED_FIELDS}
     outcome = _apply(job, remote, now, authoritative)
     changed = list(also_save)
@@ -142,6 +148,7 @@ def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False
         changed += [name for name in UPDATED_FIELDS if getattr(job, name) != before[name]]
     if changed:
         job.save(update_fields=list(dict.fromkeys(changed)))
+        rollup.moved(job, was)
     if outcome == Outcome.INVALID:
         log.warning(
             "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, remote.status, job.status
@@ -212,6 +219,7 @@ def accept(job_id, submitted, *, now=None):
     status = submitted.status if submitted.status in REMOTE_STATUSES else Status.PENDING
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
+        was = rollup.before(job)
         job.remote_id = job.remote_id or submitted.job_id
         job.request_id = job.request_id or submitted.request_id
         if job.api_cost_micro_cents is None:
@@ -225,7 +233,17 @@ def accept(job_id, submitted, *, now=None):
             "estimated_completion_at",
             "submitted_at",
         )
-        apply_to_locked(job, RemoteJob(job_id=submitted.job_id, status=status), now=now, also_save=answered)
+        apply_to_locked(
+            job, RemoteJob(job_id=submitted.job_id, status=status), now=now, also_save=answered, was=was
+        )
+    return job
+
+
+def record(**fields):
+    """Create a job (still sending) and count it in its holders' months, inside the caller's
+    transaction (the one that checked its budgets)."""
+    job = Job.objects.create(**fields)
+    rollup.moved(job, rollup.NEW)
     return job
 
 
@@ -233,8 +251,20 @@ def _settle(job_id, status, fields, *, now):
     """Move a job that is still unsettled (sending, or outcome unknown, with no remote id)
     to ``status`` with ``fields``; return whether it moved."""
     sources = [s for s in UNSETTLED if s == status or may_move(s, status)]
-    unsettled = Job.objects.filter(pk=job_id, remote_id__isnull=True, status__in=sources)
-    return bool(unsettled.update(status=status, updated_at=now, **fields))
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, remote_id__isnull=True, status__in=sources)
+            .first()
+        )
+        if job is None:
+            return False
+        was = rollup.before(job)
+        for name, value in {"status": status, "updated_at": now, **fields}.items():
+            setattr(job, name, value)
+        job.save(update_fields=["status", "updated_at", *fields])
+        rollup.moved(job, was)
+    return True
 
 
 def mark_unknown(job_id, *, code, message, request_id="", now=None):

@@ -486,3 +486,36 @@ class ArchivedFile(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} of job {self.job_id}: {self.name}"
+
+
+class SpendMonth(models.Model):
+    """What one budget holder (a person, or a team) committed in one of its months; kept by
+    the lifecycle beside every change of a job's billed amount (see jobs.rollup)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="The first day of the month, in the holder's time zone.")
+    billed_micro_cents = models.BigIntegerField(default=0)
+    jobs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The budget check's look-ups: one row per holder and month.
+            models.UniqueConstraint(
+                fields=["owner", "month"], condition=Q(owner__isnull=False), name="spend_month_one_per_person"
+            ),
+            models.UniqueConstraint(
+                fields=["team", "month"], condition=Q(team__isnull=False), name="spend_month_one_per_team"
+            ),
+            models.CheckConstraint(
+                condition=Q(owner__isnull=True, team__isnull=False)
+                | Q(owner__isnull=False, team__isnull=True),
+                name="spend_month_one_holder",
+            ),
+            models.CheckConstraint(condition=Q(billed_micro_cents__gte=0), name="spend_month_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.month:%Y-%m}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"

@@ -63,7 +63,7 @@ def record(*, user, model, params, submission_key, project=""):
     fields = Job.input_fields(model, params)
     with transaction.atomic():
         team = budgets.lock_and_check(user, fields["estimated_micro_cents"])
-        return Job.objects.create(
+        return lifecycle.record(
             owner=user,
             team=team,
             project=project,

@@ -16,8 +16,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.test import Client
 
-from jobs import pricing
-from jobs.models import Job, Profile, Role, Status, Team
+from jobs import lifecycle, pricing
+from jobs.models import Profile, Role, Status, Team
 
 PASSWORD = "correct horse battery staple"
 _names = itertools.count(1)
@@ -61,7 +61,8 @@ def make_job(owner, **overrides):
     values.setdefault("estimated_micro_cents", pricing.DEFAULT_MODEL.cost(params))
     values.setdefault("model_slug", pricing.DEFAULT_MODEL.slug)
     values.setdefault("submission_key", uuid.uuid4())
-    return Job.objects.create(owner=owner, **values)
+    # Made as the lifecycle records a job: counted in its holders' months.
+    return lifecycle.record(owner=owner, **values)
 
 
 def form_data(**overrides):

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import pricing
+from jobs import pricing, rollup
 from jobs.models import TERMINAL, Job, Profile, Role, Status, Team
 
 SUBJECTS = [
@@ -80,6 +80,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             people = self._people(User, rng, prefix, options)
         self._jobs(rng, people, now, options)
+        # Rows written in bulk bypass the lifecycle: count them in their holders' months.
+        rollup.rebuild()
         self.stdout.write(
             f"Added {len(people)} people in {options['teams']} teams and {options['jobs']:,} jobs "
             f"(sign in as {prefix}-001, the busiest, or {prefix}-mgr-01, a manager)."

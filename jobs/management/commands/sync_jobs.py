@@ -16,12 +16,13 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import archive, lifecycle, pixelbyte, throttle
+from jobs import archive, lifecycle, pixelbyte, rollup, throttle
 from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
@@ -74,6 +75,7 @@ class Command(BaseCommand):
                 try:
                     _, _, pause = self.sync_once(batch=batch)
                     pruned_at = prune_deliveries(timezone.now(), last=pruned_at)
+                    verify_spend_daily()
                 except Exception:
                     # A database hiccup must not end the worker; the next pass retries.
                     log.exception("sync pass failed; trying again shortly")
@@ -299,3 +301,22 @@ def prune_deliveries(now, last=None):
     WebhookTally.objects.filter(minute__lt=refused_before).delete()
     SignInThrottle.objects.filter(expires_at__lt=now).delete()
     return now
+
+
+VERIFY_KEY = "spend:verified"
+VERIFY_EVERY = timedelta(days=1)
+
+
+def verify_spend_daily():
+    """Once a day across every worker (a shared cache key): compare the spend rollup with
+    the jobs. A difference is logged as an error and left for ``verify_spend --fix``, so a
+    person sees what was wrong before it is rebuilt."""
+    if not cache.add(VERIFY_KEY, True, timeout=int(VERIFY_EVERY.total_seconds())):
+        return None
+    found = rollup.differences()
+    if found:
+        log.error(
+            "the spend rollup differs from the jobs in %s holder-month(s); run `manage.py verify_spend`",
+            len(found),
+        )
+    return found

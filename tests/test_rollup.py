@@ -1,0 +1,155 @@
+"""The spend rollup: every holder's month equal to its jobs after every change of money."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from jobs import budgets, lifecycle, pixelbyte, pricing, rollup
+from jobs.models import Job, Role, SpendMonth, Status
+
+from .helpers import make_job, make_member, make_team, make_user
+
+# Just before midnight UTC on the last day of a month: the holders' zones put the same
+# instant in different months.
+EDGE = datetime(2026, 12, 31, 22, 30, tzinfo=UTC)
+COSTS = [225_000, 337_500, 450_000, 675_000]
+
+
+@pytest.fixture
+def holders(db):
+    north = make_team("North", time_zone="Pacific/Auckland")
+    south = make_team("South", time_zone="America/New_York")
+    return [
+        make_member("kiri", north, time_zone="Pacific/Auckland"),
+        make_member("ana", north, role=Role.MANAGER),
+        make_member("joe", south, time_zone="America/Los_Angeles"),
+        make_user("solo"),  # in no team, with no profile
+    ]
+
+
+def record(owner, minutes, cost):
+    params = {"prompt": "A fox in the snow", "quality": "std", "duration": "5", "aspect_ratio": "16:9"}
+    team = getattr(getattr(owner, "profile", None), "team", None)
+    fields = {**Job.input_fields(pricing.DEFAULT_MODEL, params), "estimated_micro_cents": cost}
+    return lifecycle.record(
+        owner=owner,
+        team=team,
+        submission_key=uuid.uuid4(),
+        created_at=EDGE + timedelta(minutes=minutes),
+        **fields,
+    )
+
+
+def remote(job, status):
+    return pixelbyte.RemoteJob(job_id=job.remote_id or "", status=status)
+
+
+def accept(job, cost):
+    answer = pixelbyte.Submitted(f"job_{uuid.uuid4().hex}", "req_1", "pending", cost, None)
+    lifecycle.accept(job.pk, answer)
+
+
+ACTIONS = {
+    "accept": lambda job, cost: accept(job, cost),
+    "accept-no-cost": lambda job, cost: accept(job, None),
+    "unknown": lambda job, cost: lifecycle.mark_unknown(job.pk, code="NoAnswer", message="No answer."),
+    "not-sent": lambda job, cost: lifecycle.mark_not_sent(job.pk, code="NOT_SENT", message="Never made."),
+    "undecided": lambda job, cost: lifecycle.needs_decision(job.pk, "Two candidates.", recheck_at=None),
+    "adopted": lambda job, cost: lifecycle.adopt(job.pk, f"job_{uuid.uuid4().hex}"),
+    "processing": lambda job, cost: lifecycle.apply_update(job.pk, remote(job, "processing")),
+    "completed": lambda job, cost: lifecycle.apply_update(job.pk, remote(job, "completed")),
+    "failed": lambda job, cost: lifecycle.apply_update(job.pk, remote(job, "failed")),
+    "cancelled": lambda job, cost: lifecycle.cancelled(job.pk, cost),
+}
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("record"), st.integers(0, 3), st.integers(-24 * 60, 24 * 60), st.sampled_from(COSTS)
+        ),
+        st.tuples(st.sampled_from(sorted(ACTIONS)), st.integers(0, 50), st.just(0), st.sampled_from(COSTS)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_the_rollup_equals_the_jobs_after_every_step(holders, steps):
+    Job.objects.all().delete()
+    SpendMonth.objects.all().delete()
+    jobs = []
+    for action, who, minutes, cost in steps:
+        if action == "record":
+            jobs.append(record(holders[who], minutes, cost))
+        elif jobs:
+            ACTIONS[action](Job.objects.get(pk=jobs[who % len(jobs)].pk), cost)
+        assert rollup.differences() == {}, (action, who, minutes, cost)
+
+
+def test_the_budget_check_reads_the_holders_month_in_its_own_zone(holders):
+    kiri = holders[0]
+    record(kiri, 0, 675_000)  # 22:30 UTC on Dec 31 is already January 1 in Auckland
+    north_january = rollup.spent(datetime(2027, 1, 1).date(), team_id=kiri.profile.team_id)
+    kiri_january = rollup.spent(datetime(2027, 1, 1).date(), owner_id=kiri.pk)
+    assert (north_january, kiri_january) == (675_000, 675_000)
+    [team_budget] = [b for b in _budgets(kiri, EDGE) if b.kind == "team"]
+    assert team_budget.spent == 675_000
+
+
+def _budgets(user, now):
+    profile = user.profile
+    profile.team.monthly_budget_micro_cents = 10_000_000
+    profile.team.save()
+    return budgets.budgets_for(user, now=now)
+
+
+def test_verify_spend_finds_a_difference_and_fix_rebuilds(holders):
+    job = make_job(holders[2], team=holders[2].profile.team, status=Status.COMPLETED)
+    SpendMonth.objects.filter(owner=job.owner).update(billed_micro_cents=1)
+    with pytest.raises(CommandError, match="1 difference"):
+        call_command("verify_spend", stdout=StringIO())
+    out = StringIO()
+    call_command("verify_spend", "--fix", stdout=out)
+    assert "Rebuilt" in out.getvalue() and rollup.differences() == {}
+    out = StringIO()
+    call_command("verify_spend", stdout=out)
+    assert "matches" in out.getvalue()
+
+
+def test_the_migration_builds_the_rollup_of_jobs_made_before_it(holders):
+    import importlib
+
+    from django.apps import apps
+
+    for owner in holders:
+        make_job(owner, status=Status.COMPLETED, api_cost_micro_cents=450_000)
+    make_job(holders[0], status=Status.FAILED)
+    SpendMonth.objects.all().delete()
+    importlib.import_module("jobs.migrations.0009_spend_months").build_spend_months(apps, None)
+    assert rollup.differences() == {}
+
+
+def test_changing_a_holders_zone_in_the_admin_rebuilds_its_months(holders, client):
+    staff = make_user("boss", is_staff=True, is_superuser=True)
+    team = holders[0].profile.team
+    record(holders[1], 0, 225_000)  # ana: zone of the display; her team in Auckland
+    client.force_login(staff)
+    form = {
+        "name": team.name,
+        "monthly_budget_dollars": "",
+        "time_zone": "UTC",
+        "profiles-TOTAL_FORMS": "0",
+        "profiles-INITIAL_FORMS": "0",
+    }
+    response = client.post(f"/admin/jobs/team/{team.pk}/change/", form)
+    assert response.status_code == 302
+    assert rollup.differences() == {}
+    assert rollup.spent(datetime(2026, 12, 1).date(), team_id=team.pk) == 225_000
