@@ -595,3 +595,23 @@ def test_an_output_that_expires_at_the_sandbox_is_lost_at_source_and_the_page_sa
     client.force_login(owner)
     page = client.get(job.get_absolute_url()).content.decode()
     assert "PixelByte no longer has this video" in page
+
+
+def test_end_to_end_the_studio_plays_its_own_copy_after_the_cdn_forgets_it(owner, outsider, sandbox, client):
+    from django.urls import reverse
+
+    job = submit_and_complete(owner)
+    source = source_bytes(job)
+    assert archive.run_pass() == {archive.Outcome.ARCHIVED: 1}
+    job.refresh_from_db()
+    video = reverse("jobs:video", args=[job.pk])
+    client.force_login(owner)
+    page = client.get(job.get_absolute_url()).content.decode()
+    assert f'src="{video}"' in page and job.output_url not in page
+    sandbox.jobs.pop(job.remote_id)  # PixelByte's link is gone
+    assert requests.get(job.output_url, timeout=10).status_code == 404
+    assert b"".join(client.get(video).streaming_content) == source
+    part = client.get(video, HTTP_RANGE="bytes=10-99")
+    assert part.status_code == 206 and b"".join(part.streaming_content) == source[10:100]
+    client.force_login(outsider)
+    assert client.get(video).status_code == 404
