@@ -11,7 +11,11 @@ the times but not the verdicts.
    dashboard at each size (in-process, Django's test client).
 3. Throughput through gunicorn on loopback with wrk: the webhook receiver and the
    status JSON against a bare view (/healthz), persistent against per-request
-   database connections, and the middleware stack against none.
+   database connections, and the middleware stack against none; then each page against
+   the floor a view of its shape can reach (floors.py): the status JSON and the job page
+   against an authenticated one-row JSON view, the webhook receiver against an
+   HMAC-and-one-update view, and that authenticated floor with and without the studio's
+   own middleware.
 4. Submission overhead against the sandbox with a fixed delay; the budget-check
    transaction alone and under 20 submitters; the live price preview in Chromium.
 5. Keeping the videos: the archiver copying a 200 MB output from a loopback server
@@ -20,6 +24,8 @@ the times but not the verdicts.
    worker's peak memory (media_tasks.py).
 """
 
+import hashlib
+import hmac
 import json
 import os
 import platform
@@ -248,6 +254,34 @@ class Bench:
             )
         with self.gunicorn("bench_large", "no-middleware", DJANGO_SETTINGS_MODULE="settings_bare") as server:
             self.wrk(server["url"] + "/healthz", "bare view, no middleware")
+        self.floors(fixtures, session)
+
+    def floors(self, fixtures, session):
+        """The studio's views against the floors a Django view of the same shape can reach
+        (floors.py), in one server with the same settings."""
+        job = fixtures["status_ids"][0]
+        write = self.work / "write-floor.lua"
+        body = '{"floor":true}'
+        signature = hmac.new(self.env["PIXELBYTE_WEBHOOK_SECRET"].encode(), body.encode(), hashlib.sha256)
+        write.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+            f'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["X-Signature"] = "{signature.hexdigest()}"\n'
+        )
+        with self.gunicorn("bench_large", "floors", DJANGO_SETTINGS_MODULE="settings_floors") as server:
+            url = server["url"]
+            self.wrk(f"{url}/bench/floor/read/{job}", "authenticated read floor", headers=[session])
+            self.wrk(f"{url}/jobs/{job}/status/", "status JSON, one job", headers=[session])
+            self.wrk(f"{url}/jobs/{job}/", "job page", headers=[session])
+            self.wrk(f"{url}/bench/floor/write/{job}", "webhook write floor", script=write)
+        with self.gunicorn(
+            "bench_large", "floors-plain", DJANGO_SETTINGS_MODULE="settings_floors_plain"
+        ) as server:
+            self.wrk(
+                f"{server['url']}/bench/floor/read/{job}",
+                "authenticated read floor, without the studio's middleware",
+                headers=[session],
+            )
 
     # --- 4. submission, budget lock, preview ------------------------------------------
 
@@ -597,6 +631,11 @@ def render(r):
     fx = r["fixtures"]
     worst_page = max(ratio, key=ratio.get)
 
+    floor = load["authenticated read floor"]["rps"]
+    write_floor = load["webhook write floor"]["rps"]
+    plain_floor = load["authenticated read floor, without the studio's middleware"]["rps"]
+    one_status, job_page = load["status JSON, one job"]["rps"], load["job page"]["rps"]
+
     targets = [
         ("P-01", "webhook receiver req/s ÷ bare-view req/s", "≥ 0.5",
          f"{webhook['rps'] / bare:.2f} ({webhook['rps']:.0f} ÷ {bare:.0f})", webhook["rps"] / bare >= 0.5),
@@ -627,6 +666,15 @@ def render(r):
          f"±{spread / 2:.0%} ({', '.join(f'{x:.0f}' for x in bare_runs)} req/s)", True),
         ("Preview", "price option change → new price laid out, Chromium (median / p95)", "< 16 ms",
          f"{median(preview['dom']):.2f} / {p95(preview['dom']):.2f} ms", p95(preview["dom"]) < 16),
+        ("F-01", "status JSON (one job) ÷ authenticated read floor (req/s)", "≥ 0.8",
+         f"{one_status / floor:.2f} ({one_status:.0f} ÷ {floor:.0f})", one_status / floor >= 0.8),
+        ("F-02", "job page ÷ authenticated read floor (req/s)", "≥ 0.8",
+         f"{job_page / floor:.2f} ({job_page:.0f} ÷ {floor:.0f})", job_page / floor >= 0.8),
+        ("F-03", "webhook receiver ÷ webhook write floor (req/s)", "≥ 0.7",
+         f"{webhook['rps'] / write_floor:.2f} ({webhook['rps']:.0f} ÷ {write_floor:.0f})",
+         webhook["rps"] / write_floor >= 0.7),
+        ("F-04", "authenticated floor, with ÷ without the studio's own middleware", "≥ 0.9",
+         f"{floor / plain_floor:.2f} ({floor:.0f} ÷ {plain_floor:.0f})", floor / plain_floor >= 0.9),
     ]  # fmt: skip
     targets += media_targets(r.get("media", {}))
     out = [
