@@ -191,6 +191,7 @@ def health(request):
 STATUS_FIELDS = (
     "pk",
     "status",
+    "aspect_ratio",
     "progress",
     "created_at",
     "submitted_at",

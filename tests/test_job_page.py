@@ -50,7 +50,8 @@ def test_the_page_shows_every_parameter_costs_timeline_and_ids(owner_client, own
     )
     html = owner_client.get(job.get_absolute_url()).content.decode()
     assert (
-        '<video controls preload="metadata" src="https://cdn.example/v.mp4" poster="https://cdn.example/p.jpg">'
+        '<video class="shape-tall" controls preload="metadata" src="https://cdn.example/v.mp4" '
+        'poster="https://cdn.example/p.jpg">'
         in html
     )
     assert 'href="https://cdn.example/v.mp4" download' in html
@@ -207,3 +208,12 @@ def test_the_live_note_is_the_pages_own_for_every_state(owner_client, owner):
         page = owner_client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
         note = owner_client.get(reverse("jobs:status", args=[job.pk])).json()["note"]
         assert note and note in page, status
+
+
+def test_the_player_takes_the_videos_own_shape(owner_client, owner):
+    for ratio, shape in (("16:9", "shape-wide"), ("9:16", "shape-tall"), ("1:1", "shape-square")):
+        job = make_job(
+            owner, status=Status.COMPLETED, aspect_ratio=ratio, output_url="https://cdn.example/v.mp4"
+        )
+        page = owner_client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+        assert f'<video class="{shape}"' in page, ratio

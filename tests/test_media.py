@@ -349,7 +349,8 @@ def test_before_archiving_the_page_plays_the_cdn_link_and_says_so(owner_client, 
 def test_once_archived_the_page_uses_only_the_studios_copy(owner_client, kept):
     html = owner_client.get(kept.get_absolute_url()).content.decode()
     assert (
-        f'<video controls preload="metadata" src="{url("video", kept)}" poster="{url("poster", kept)}">'
+        f'<video class="shape-wide" controls preload="metadata" src="{url("video", kept)}" '
+        f'poster="{url("poster", kept)}">'
         in html
     )
     assert f'href="{url("download", kept)}">Download video' in html
