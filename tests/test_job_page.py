@@ -51,8 +51,7 @@ def test_the_page_shows_every_parameter_costs_timeline_and_ids(owner_client, own
     html = owner_client.get(job.get_absolute_url()).content.decode()
     assert (
         '<video class="shape-tall" controls preload="metadata" src="https://cdn.example/v.mp4" '
-        'poster="https://cdn.example/p.jpg">'
-        in html
+        'poster="https://cdn.example/p.jpg">' in html
     )
     assert 'href="https://cdn.example/v.mp4" download' in html
     for text in (

@@ -350,8 +350,7 @@ def test_once_archived_the_page_uses_only_the_studios_copy(owner_client, kept):
     html = owner_client.get(kept.get_absolute_url()).content.decode()
     assert (
         f'<video class="shape-wide" controls preload="metadata" src="{url("video", kept)}" '
-        f'poster="{url("poster", kept)}">'
-        in html
+        f'poster="{url("poster", kept)}">' in html
     )
     assert f'href="{url("download", kept)}">Download video' in html
     assert "cdn.example" not in html and "not kept its own copy" not in html
