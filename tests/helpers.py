@@ -139,8 +139,19 @@ class Reply:
 class _LoopbackServer:
     """A threaded HTTP server on a free loopback port, serving until ``stop``."""
 
-    def _serve(self, handler):
-        self.server = _QuietHTTPServer(("127.0.0.1", 0), handler)
+    def _serve(self, methods):
+        """Answer ``methods`` with ``self._handle(request_handler)``."""
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+        for method in methods:
+            setattr(Handler, f"do_{method}", lambda handler: owner._handle(handler))
+        self.server = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -159,21 +170,7 @@ class FakeApi(_LoopbackServer):
         self.replies = list(replies)
         self.requests = []
         self.lock = threading.Lock()
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake._handle(self)
-
-            def do_POST(self):
-                fake._handle(self)
-
-        self._serve(Handler)
+        self._serve(("GET", "POST"))
 
     def count(self, method="POST", path="/v1/jobs/submit"):
         with self.lock:
@@ -309,18 +306,7 @@ class MediaServer(_LoopbackServer):
         self.files = {}
         self.requests = []
         self.lock = threading.Lock()
-        media = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                media._handle(self)
-
-        self._serve(Handler)
+        self._serve(("GET",))
 
     def put(self, path, *replies):
         with self.lock:
