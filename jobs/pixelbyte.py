@@ -544,15 +544,10 @@ class Client:
         return b"".join(chunks)
 
     def _next_chunk(self, response, deadline):
-        # Each socket read waits at most until the deadline, so a stalled answer cannot overrun it.
-        wait = min(self.timeout[1], deadline.at - self._clock())
-        if wait <= 0:
-            raise deadline.missed()
-        _limit_wait(response, wait)
-        try:
-            return response.raw.read1(CHUNK_BYTES, decode_content=True)
-        except urllib3.exceptions.ReadTimeoutError:
-            raise self._timed_out(wait, deadline) from None
+        left = deadline.at - self._clock()
+        return _read_chunk(
+            response, CHUNK_BYTES, self.timeout[1], left, lambda wait: self._timed_out(wait, deadline)
+        )
 
     def _interpret(self, response, raw):
         body = parse_json(raw)
@@ -626,6 +621,20 @@ def _submitted_job_id(payload, request_id):
             request_id=request_id,
         )
     return job_id
+
+
+def _read_chunk(response, size, read_timeout, left, waited_out):
+    """One read of at most ``size`` bytes that waits no longer than ``read_timeout`` nor past
+    a deadline ``left`` seconds away, so an answer that trickles in cannot overrun it.
+    ``waited_out(wait)`` makes the error for a wait that ran out."""
+    wait = min(read_timeout, left)
+    if wait <= 0:
+        raise waited_out(wait)
+    _limit_wait(response, wait)
+    try:
+        return response.raw.read1(size, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError:
+        raise waited_out(wait) from None
 
 
 def _limit_wait(response, seconds):
@@ -781,19 +790,17 @@ class _MediaTransfer:
         return Downloaded(size=size, sha256=digest.hexdigest(), content_type=_media_type(response))
 
     def next_chunk(self, response):
-        # Each socket read waits at most until the deadline, so a trickle cannot overrun it.
-        wait = min(self.timeout[1], self.left())
-        if wait <= 0:
-            raise self.overran()
-        _limit_wait(response, wait)
         try:
-            return response.raw.read1(MEDIA_CHUNK_BYTES, decode_content=True)
-        except urllib3.exceptions.ReadTimeoutError:
-            if wait < self.timeout[1]:  # the deadline, not the host's silence, ended the wait
-                raise self.overran() from None
-            raise NoAnswer(f"{self.host} stopped sending for {wait:g} seconds.") from None
+            return _read_chunk(response, MEDIA_CHUNK_BYTES, self.timeout[1], self.left(), self.waited_out)
         except urllib3.exceptions.HTTPError:
             raise NoAnswer(f"The connection to {self.host} broke during the download.") from None
+
+    def waited_out(self, wait):
+        """The error for a read that waited ``wait`` seconds: the deadline's when that was the
+        shorter bound, else the host's silence."""
+        if wait < self.timeout[1]:
+            return self.overran()
+        return NoAnswer(f"{self.host} stopped sending for {wait:g} seconds.")
 
     def overran(self):
         seconds = self.deadline.seconds

@@ -136,6 +136,16 @@ class Reply:
     trickle: float = 0.0  # seconds between the bytes of the body, sent one at a time
 
 
+def _hangs_up(handler, reply):
+    """Play a reply's wait, and its dropped connection; return whether it hung up."""
+    if reply.hang:
+        time.sleep(reply.hang)
+    if reply.close:
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    return reply.close
+
+
 class _LoopbackServer:
     """A threaded HTTP server on a free loopback port, serving until ``stop``."""
 
@@ -195,11 +205,7 @@ class FakeApi(_LoopbackServer):
                 }
             )
         reply = self._next_reply()
-        if reply.hang:
-            time.sleep(reply.hang)
-        if reply.close:
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
+        if _hangs_up(handler, reply):
             return
         payload = reply.body
         if isinstance(payload, (dict, list)):
@@ -328,11 +334,7 @@ class MediaServer(_LoopbackServer):
         with self.lock:
             self.requests.append({"path": handler.path, "headers": dict(handler.headers)})
         reply = self._next_reply(handler.path)
-        if reply.hang:
-            time.sleep(reply.hang)
-        if reply.close:
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
+        if _hangs_up(handler, reply):
             return
         body = reply.body.encode() if isinstance(reply.body, str) else (reply.body or b"")
         headers = {"Content-Length": str(len(body)), **reply.headers}
