@@ -39,18 +39,26 @@ class BudgetInDollars(forms.ModelForm):
 
 
 class RebuildsSpendOnZoneChange:
-    """A budget holder's months follow its time zone: changing a zone rebuilds the spend
-    rollup, so the budget check keeps counting the right months."""
+    """A budget holder's months follow its time zone: changing a zone rebuilds that
+    holder's spend rows, so the budget check keeps counting the right months."""
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "time_zone" in form.changed_data:
-            rollup.rebuild()
+            rebuild_for(obj)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
-        if any("time_zone" in inline.changed_data for inline in formset.forms if inline.instance.pk):
-            rollup.rebuild()
+        for inline in formset.forms:
+            if inline.instance.pk and "time_zone" in inline.changed_data:
+                rebuild_for(inline.instance)
+
+
+def rebuild_for(holder):
+    if isinstance(holder, Team):
+        rollup.rebuild_holder(team_id=holder.pk)
+    else:
+        rollup.rebuild_holder(owner_id=holder.user_id)
 
 
 class ProfileInline(admin.TabularInline):

@@ -11,7 +11,7 @@ It is a second record of money, so it has exactly one writer: the lifecycle call
 (recording it, PixelByte's cost arriving, a refusal, a failure, a cancellation).
 ``recompute`` rebuilds the truth from the jobs; ``manage.py verify_spend`` compares the two
 (and ``--fix`` rebuilds). A holder's month follows its zone (``Profile.time_zone``,
-``Team.time_zone``, else ``DISPLAY_TIME_ZONE``): changing a zone rebuilds that holder.
+``Team.time_zone``, else ``DISPLAY_TIME_ZONE``): changing a zone rebuilds that holder's rows.
 """
 
 import zoneinfo
@@ -139,6 +139,23 @@ def differences():
         for key in truth.keys() | kept.keys()
         if kept.get(key, (0, 0)) != truth.get(key, (0, 0))
     }
+
+
+def rebuild_holder(**holder):
+    """Recompute one holder's rows (``owner_id=`` or ``team_id=``), after its zone changed:
+    only its own jobs are read, so this stays quick whatever the size of the studio."""
+    ((field, pk),) = holder.items()
+    kind = field.removesuffix("_id")
+    truth = recompute(Job.objects.filter(**holder))
+    with transaction.atomic():
+        SpendMonth.objects.filter(**holder).delete()
+        SpendMonth.objects.bulk_create(
+            [
+                SpendMonth(**holder, month=month, billed_micro_cents=amount, jobs=count)
+                for (each, holder_pk, month), (amount, count) in truth.items()
+                if (each, holder_pk) == (kind, pk)
+            ]
+        )
 
 
 def rebuild():

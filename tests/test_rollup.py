@@ -153,3 +153,24 @@ def test_changing_a_holders_zone_in_the_admin_rebuilds_its_months(holders, clien
     assert response.status_code == 302
     assert rollup.differences() == {}
     assert rollup.spent(datetime(2026, 12, 1).date(), team_id=team.pk) == 225_000
+
+
+def test_changing_a_persons_zone_rebuilds_only_that_persons_months(holders, client):
+    staff = make_user("boss", is_staff=True, is_superuser=True)
+    kiri, joe = holders[0], holders[2]
+    record(kiri, 0, 225_000)  # Jan 1 in Auckland, Dec 31 in UTC
+    record(joe, 0, 450_000)
+    SpendMonth.objects.filter(owner=joe).update(jobs=99)  # someone else's row, left as it is
+    client.force_login(staff)
+    profile = kiri.profile
+    form = {
+        "user": kiri.pk,
+        "team": profile.team_id,
+        "role": profile.role,
+        "monthly_budget_dollars": "",
+        "time_zone": "UTC",
+    }
+    assert client.post(f"/admin/jobs/profile/{profile.pk}/change/", form).status_code == 302
+    assert rollup.spent(datetime(2026, 12, 1).date(), owner_id=kiri.pk) == 225_000
+    assert rollup.spent(datetime(2027, 1, 1).date(), owner_id=kiri.pk) == 0
+    assert SpendMonth.objects.get(owner=joe).jobs == 99
