@@ -336,6 +336,12 @@ class Job(models.Model):
             return None
         return ((now or timezone.now()) - self.submitted_at).total_seconds()
 
+    def kept_bytes(self):
+        """The size of the files the studio keeps for this job (None when it keeps none)."""
+        if self.archive_status != ArchiveStatus.ARCHIVED:
+            return None
+        return self.files.aggregate(total=Sum("size"))["total"]
+
     def is_slow(self, now=None):
         """Still in flight after its estimated completion time."""
         running = self._running_for(now)

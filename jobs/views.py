@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Sum
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -149,14 +148,8 @@ def _page_url(request, direction, cursor):
 def job_detail(request, job_id):
     viewer = Viewer.for_request(request)
     job = viewer.job_or_404(job_id)
-    context = {"job": job, "may_delete_files": viewer.may_delete_files(job), "kept_bytes": _kept_bytes(job)}
+    context = {"job": job, "may_delete_files": viewer.may_delete_files(job), "kept_bytes": job.kept_bytes()}
     return render(request, "jobs/detail.html", context)
-
-
-def _kept_bytes(job):
-    if job.archive_status != ArchiveStatus.ARCHIVED:
-        return None
-    return job.files.aggregate(total=Sum("size"))["total"]
 
 
 @require_POST
