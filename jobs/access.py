@@ -16,18 +16,25 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, Q
+from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 
-from .models import Job, Profile, Role, Team
+from .models import Job, Notice, Profile, Role, Team
 
 # Staff may filter the history by anyone in a team; the choice list stops here.
 MAX_MEMBER_CHOICES = 500
 
 
 def profile_of(user):
-    """The user's profile with its team, or None for a user with none (one query)."""
-    return Profile.objects.filter(user_id=user.pk).select_related("team").first()
+    """The user's profile with its team, or None for a user with none (one query). It also
+    says whether the person has notices waiting (``has_notices``), for the page to show."""
+    unseen = Notice.objects.filter(user_id=OuterRef("user_id"), seen_at__isnull=True)
+    return (
+        Profile.objects.filter(user_id=user.pk)
+        .select_related("team")
+        .annotate(has_notices=Exists(unseen))
+        .first()
+    )
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,11 @@ class Viewer:
     @property
     def is_manager(self):
         return self.profile is not None and self.profile.is_manager
+
+    @property
+    def decides(self):
+        """Whether this person approves others' requests and reads the team's audit trail."""
+        return self.user.is_staff or self.is_manager
 
     @property
     def sees_owners(self):

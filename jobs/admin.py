@@ -2,11 +2,27 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import models, transaction
 
-from . import lifecycle, pricing, rollup, webhooks
+from . import audit, lifecycle, pricing, rollup, webhooks
 from .accounts import StudioAdminAuthenticationForm
-from .models import Job, Profile, Status, Team, WebhookDelivery, WebhookTally
+from .models import (
+    ApprovalRequest,
+    AuditEntry,
+    BudgetAlert,
+    BudgetRaise,
+    Job,
+    OutgoingMessage,
+    OutsideJob,
+    PriceDrift,
+    Profile,
+    Status,
+    Team,
+    WebhookDelivery,
+    WebhookTally,
+)
 
 # The admin's sign-in says so when sign-in is paused (the count itself is in the backend).
 admin.site.login_form = StudioAdminAuthenticationForm
@@ -61,6 +77,32 @@ def rebuild_for(holder):
         rollup.rebuild_holder(owner_id=holder.user_id)
 
 
+class TeamForm(BudgetInDollars):
+    """The team's budget and approval limit in dollars (stored as micro-cents)."""
+
+    approval_above_dollars = forms.DecimalField(
+        label="Approval needed above (US$)",
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=12,
+        decimal_places=6,
+        help_text="A member's job costing more than this waits for a manager's approval. Empty: never.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.approval_above_micro_cents
+        if stored is not None:
+            self.initial["approval_above_dollars"] = Decimal(stored) / pricing.MICRO_CENTS_PER_DOLLAR
+
+    def save(self, commit=True):
+        dollars = self.cleaned_data.get("approval_above_dollars")
+        self.instance.approval_above_micro_cents = (
+            None if dollars is None else pricing.dollars_to_micro_cents(dollars)
+        )
+        return super().save(commit)
+
+
 class ProfileInline(admin.TabularInline):
     model = Profile
     form = BudgetInDollars
@@ -71,11 +113,52 @@ class ProfileInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(RebuildsSpendOnZoneChange, admin.ModelAdmin):
-    form = BudgetInDollars
-    fields = ["name", "monthly_budget_dollars", "time_zone"]
+    form = TeamForm
+    fieldsets = [
+        (None, {"fields": ["name", "monthly_budget_dollars", "time_zone"]}),
+        ("Approvals", {"fields": ["approval_above_dollars", "members_may_ask"]}),
+        ("Alerts", {"fields": ["alert_thresholds", "alert_on_projection", "chat_webhook_url"]}),
+    ]
     list_display = ["name", "budget", "members"]
     search_fields = ["name"]
     inlines = [ProfileInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    # Every change of money or access is written to the audit trail (jobs.audit) in the
+    # admin's own transaction: the entry and the change are kept together or not at all.
+
+    def save_model(self, request, obj, form, change):
+        before = Team.objects.get(pk=obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+        if before is None:
+            audit.team_created(request, obj)
+        else:
+            audit.team_changed(request, before, obj)
+
+    def save_formset(self, request, form, formset, change):
+        """The people added, changed or removed in the team's rows: one entry per change."""
+        if formset.model is not Profile:
+            return super().save_formset(request, form, formset, change)
+        initial = {f.instance.pk: f.instance for f in formset.initial_forms}
+        stored = Profile.objects.select_related("team", "user").in_bulk(list(initial))
+        deleting = {f.instance.pk for f in formset.deleted_forms}
+        super().save_formset(request, form, formset, change)
+        for pk, old in stored.items():
+            record_profile_change(request, old, None if pk in deleting else initial[pk])
+        for profile in formset.new_objects:
+            record_profile_change(request, None, profile)
+        return None
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit.team_deleted(request, obj, list(obj.profiles.values_list("user_id", flat=True)))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for team in queryset:
+                audit.team_deleted(request, team, list(team.profiles.values_list("user_id", flat=True)))
+            super().delete_queryset(request, queryset)
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -109,6 +192,64 @@ class ProfileAdmin(RebuildsSpendOnZoneChange, admin.ModelAdmin):
             return "no limit"
         return pricing.format_dollars(profile.monthly_budget_micro_cents)
 
+    def save_model(self, request, obj, form, change):
+        old = Profile.objects.select_related("team", "user").get(pk=obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+        record_profile_change(request, old, obj)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            record_profile_change(request, obj, None)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for profile in queryset.select_related("team", "user"):
+                record_profile_change(request, profile, None)
+            super().delete_queryset(request, queryset)
+
+
+def record_profile_change(request, old, new):
+    """Audit a person's team, role and own budget: ``old`` as stored (None: a new profile),
+    ``new`` as saved (None: deleted). A profile handed to another user counts as one
+    person leaving and another arriving."""
+    if old is not None and new is not None and old.user_id != new.user_id:
+        record_profile_change(request, old, None)
+        record_profile_change(request, None, new)
+        return
+    user = (new or old).user
+    audit.person_changed(request, user, audit.person_state(old), audit.person_state(new))
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+def _team_id_of(user):
+    return Profile.objects.filter(user_id=user.pk).values_list("team_id", flat=True).first()
+
+
+@admin.register(User)
+class StudioUserAdmin(UserAdmin):
+    """Django's user admin, with sign-in, staff and superuser changes in the audit trail."""
+
+    def save_model(self, request, obj, form, change):
+        flags = list(audit.ACCESS_FLAGS)
+        before = User.objects.filter(pk=obj.pk).values(*flags).first() if change else None
+        super().save_model(request, obj, form, change)
+        audit.access_changed(request, obj, before, _team_id_of(obj))
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit.account_deleted(request, obj, _team_id_of(obj))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for user in queryset:
+                audit.account_deleted(request, user, _team_id_of(user))
+            super().delete_queryset(request, queryset)
+
 
 class NeedsDecisionFilter(admin.SimpleListFilter):
     """Lost submits the sync worker could not match with certainty: staff set the
@@ -124,6 +265,10 @@ class NeedsDecisionFilter(admin.SimpleListFilter):
         if self.value() == "needed":
             return queryset.filter(status=Status.UNKNOWN, error_code="NEEDS_DECISION")
         return queryset
+
+
+# What an audit entry about a job reads: whose it is and what it was charged.
+JOB_AUDIT_FIELDS = ("pk", "owner", "team", "status", "estimated_micro_cents", "api_cost_micro_cents")
 
 
 @admin.register(Job)
@@ -185,6 +330,7 @@ class JobAdmin(admin.ModelAdmin):
         if fields:
             obj.save(update_fields=fields)
         if "remote_id" in form.changed_data and obj.remote_id and lifecycle.adopt(obj.pk, obj.remote_id):
+            audit.job_adopted(request, obj, obj.remote_id)
             self.message_user(
                 request, f"Job {obj.pk} is now {obj.remote_id}; the sync worker reads its status."
             )
@@ -193,10 +339,13 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(description="Mark selected outcome-unknown jobs as never sent (nothing charged)")
     def mark_not_sent(self, request, queryset):
         message = "A member of staff found that PixelByte never created this job: nothing was charged."
-        moved = sum(
-            lifecycle.mark_not_sent(pk, code="NOT_SENT", message=message)
-            for pk in queryset.values_list("pk", flat=True)
-        )
+        moved = 0
+        for job in queryset.only(*JOB_AUDIT_FIELDS):
+            billed = job.billed_micro_cents
+            with transaction.atomic():
+                if lifecycle.mark_not_sent(job.pk, code="NOT_SENT", message=message):
+                    audit.marked_not_sent(request, job, billed)
+                    moved += 1
         self.message_user(request, f"{moved} job(s) marked not sent; others were left as they were.")
 
 
@@ -240,7 +389,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             if not delivery.trusted:
                 skipped += 1
                 continue
-            outcome = webhooks.reapply(delivery)
+            billed = delivery.job.billed_micro_cents
+            with transaction.atomic():  # re-applying calls nothing outside the database
+                outcome = webhooks.reapply(delivery)
+                job = Job.objects.only(*JOB_AUDIT_FIELDS).get(pk=delivery.job_id)
+                audit.webhook_reapplied(request, delivery, job, billed, outcome)
             applied += 1
             self.message_user(request, f"Delivery {delivery.pk} → job {delivery.job_id}: {outcome}.")
         if skipped:
@@ -249,6 +402,22 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
                 f"{skipped} delivery(ies) skipped: only verified deliveries for a known job can be re-applied.",
                 messages.WARNING,
             )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Who changed money or access, when and from where (jobs.audit). Shown, never added,
+    changed or deleted here: no delete permission and no actions, so no "delete selected"."""
+
+    list_display = ["at", "actor_name", "address", "action", "team", "subject", "summary"]
+    list_filter = ["action"]
+    list_select_related = ["team", "subject"]
+    search_fields = ["summary", "actor_name"]
+    date_hierarchy = "at"
+    actions = None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(WebhookTally)
@@ -262,3 +431,77 @@ class WebhookTallyAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    """Each alert line a budget crossed, once per month and limit (see jobs.alerts)."""
+
+    list_display = ["created_at", "team", "owner", "month", "line", "limit_micro_cents", "spent_micro_cents"]
+    list_filter = ["line", "team"]
+    date_hierarchy = "created_at"
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutgoingMessage)
+class OutgoingMessageAdmin(ReadOnlyAdmin):
+    """Email and chat messages: sent, waiting for a retry, or given up (with the last error)."""
+
+    list_display = [
+        "created_at",
+        "channel",
+        "subject",
+        "attempts",
+        "sent_at",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = ["channel"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BudgetRaise)
+class BudgetRaiseAdmin(ReadOnlyAdmin):
+    """Temporary raises: granted on /spend/ or by approving a job over budget."""
+
+    list_display = ["granted_at", "team", "owner", "month", "amount_micro_cents", "reason", "granted_by"]
+    list_filter = ["team"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    """Jobs that waited for a manager; decided on /approvals/."""
+
+    list_display = ["requested_at", "job", "reason", "decision", "decided_by", "decided_at"]
+    list_filter = ["decision", "reason"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutsideJob)
+class OutsideJobAdmin(ReadOnlyAdmin):
+    """Jobs PixelByte made with the studio's key that the studio never sent (``reconcile``)."""
+
+    list_display = ["remote_id", "status", "created_at", "last_seen_at"]
+    list_filter = ["status"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(PriceDrift)
+class PriceDriftAdmin(ReadOnlyAdmin):
+    """Option combinations PixelByte charged differently from the catalog (``reconcile``)."""
+
+    list_display = [
+        "quality",
+        "duration",
+        "catalog_micro_cents",
+        "charged_micro_cents",
+        "jobs",
+        "last_seen_at",
+    ]

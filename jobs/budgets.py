@@ -12,16 +12,21 @@ never both see the same headroom. On SQLite the transaction is IMMEDIATE, which
 takes the database's write lock at BEGIN and serialises them the same way.
 Months start at midnight on the 1st in the budget holder's time zone; there is
 no reset job, the month boundary is simply part of the query.
+
+A month's limit is the holder's budget plus that month's raises (``BudgetRaise``): a
+raise granted by a manager, or made by approving a job over budget, ends at the reset
+by itself because the next month has none.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, time
 
 from django.db import connection, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import access, pricing, rollup
-from .models import Profile, Team
+from .models import BudgetRaise, Profile, Team
 from .rollup import zone_named
 
 WARN_AT_PERCENT = 80
@@ -31,10 +36,32 @@ WARN_AT_PERCENT = 80
 class Budget:
     kind: str  # "user" or "team"
     name: str  # how a person reads it: "your monthly budget"
-    limit: int
+    limit: int  # the base budget plus this month's raises
     spent: int
     period_start: datetime
     resets_at: datetime
+    raised: int = 0  # this month's raises (in ``limit``)
+    holder: tuple = ()  # ("owner_id", pk) or ("team_id", pk)
+    approval_raised: int = 0  # the part of ``raised`` made by approving jobs over budget
+
+    @property
+    def alert_limit(self):
+        """What alerts judge spend against: the budget and the raises managers granted, but not
+        the per-job raises of approvals (a manager's exception re-arms no alert)."""
+        return self.limit - self.approval_raised
+
+    @property
+    def base(self):
+        return self.limit - self.raised
+
+    @property
+    def month(self):
+        """The budget's month as its first day (in the holder's zone)."""
+        return self.period_start.date()
+
+    @property
+    def holder_filter(self):
+        return {self.holder[0]: self.holder[1]}
 
     @property
     def remaining(self):
@@ -52,6 +79,7 @@ class Budget:
             "name": self.name,
             "limitMicroCents": self.limit,
             "spentMicroCents": self.spent,
+            "raisedMicroCents": self.raised,
             "resetsOn": timezone.localtime(self.resets_at, self.resets_at.tzinfo).strftime("%b %-d"),
         }
 
@@ -79,20 +107,60 @@ def month_of(moment, zone):
     return datetime.combine(first, time.min, tzinfo=zone), datetime.combine(following, time.min, tzinfo=zone)
 
 
-def _user_budget(user, profile, now):
-    zone = zone_named(profile.time_zone)
-    start, end = month_of(now, zone)
-    spent = rollup.spent(start.date(), owner_id=user.pk)
-    return Budget("user", "your monthly budget", profile.monthly_budget_micro_cents, spent, start, end)
+def raised(month, **holder):
+    """A holder's raises for ``month`` (its first day), in micro-cents."""
+    return raises_of(month, **holder)[0]
+
+
+def raises_of(month, **holder):
+    """(all raises, those made by approving a job over budget) of a holder for ``month``."""
+    sums = BudgetRaise.objects.filter(month=month, **holder).aggregate(
+        total=Sum("amount_micro_cents"), approvals=Sum("amount_micro_cents", filter=Q(job__isnull=False))
+    )
+    return sums["total"] or 0, sums["approvals"] or 0
+
+
+def _budget(kind, name, base, zone_name, now, **holder):
+    start, end = month_of(now, zone_named(zone_name))
+    extra, approvals = raises_of(start.date(), **holder)
+    spent = rollup.spent(start.date(), **holder)
+    ((field, pk),) = holder.items()
+    return Budget(
+        kind,
+        name,
+        base + extra,
+        spent,
+        start,
+        end,
+        raised=extra,
+        approval_raised=approvals,
+        holder=(field, pk),
+    )
+
+
+def _user_budget(user, profile, now, name="your monthly budget"):
+    return _budget("user", name, profile.monthly_budget_micro_cents, profile.time_zone, now, owner_id=user.pk)
 
 
 def _team_budget(team, now):
-    zone = zone_named(team.time_zone)
-    start, end = month_of(now, zone)
-    spent = rollup.spent(start.date(), team_id=team.pk)
-    return Budget(
-        "team", f"the team budget ({team.name})", team.monthly_budget_micro_cents, spent, start, end
+    name = f"the team budget ({team.name})"
+    return _budget("team", name, team.monthly_budget_micro_cents, team.time_zone, now, team_id=team.pk)
+
+
+def person_budget(user, profile, now=None, name=None):
+    """A person's own budget this month (None without one), named for others to read."""
+    if profile is None or profile.monthly_budget_micro_cents is None:
+        return None
+    return _user_budget(
+        user, profile, now or timezone.now(), name or f"{user.get_username()}'s monthly budget"
     )
+
+
+def team_budget(team, now=None):
+    """A team's budget this month (None without one)."""
+    if team is None or team.monthly_budget_micro_cents is None:
+        return None
+    return _team_budget(team, now or timezone.now())
 
 
 def budgets_for(user, now=None):
@@ -122,27 +190,46 @@ def _lock(profile):
     return team, Profile.objects.select_for_update().get(pk=profile.pk)
 
 
-def lock_and_check(user, cost, now=None):
-    """Lock the budget holders and raise ``OverBudget`` unless ``cost`` fits every budget.
+@dataclass(frozen=True)
+class Locked:
+    """The budget holders of a person, locked for the transaction, with their budgets."""
 
-    Must run inside the transaction that records the job; returns the profile's
-    team (or None), which the job is charged to.
-    """
+    team: Team | None
+    profile: Profile | None
+    budgets: list
+
+    def over(self, cost):
+        """The budgets ``cost`` would pass, in the order they are checked."""
+        return [budget for budget in self.budgets if not budget.fits(cost)]
+
+
+def lock(user, now=None):
+    """Lock ``user``'s budget holders and read their budgets; must run inside the transaction
+    that records (or sends) the job, so two submissions can never share the same headroom."""
     if not connection.in_atomic_block:
         raise transaction.TransactionManagementError(
-            "lock_and_check must run inside the transaction that records the job."
+            "Budgets must be checked inside the transaction that records the job."
         )
     now = now or timezone.now()
     profile = Profile.objects.filter(user_id=user.pk).first()
     if profile is None:
-        return None
+        return Locked(None, None, [])
     team, profile = _lock(profile)
     budgets = []
     if profile.monthly_budget_micro_cents is not None:
         budgets.append(_user_budget(user, profile, now))
     if team is not None and team.monthly_budget_micro_cents is not None:
         budgets.append(_team_budget(team, now))
-    for budget in budgets:
-        if not budget.fits(cost):
-            raise OverBudget(budget, cost)
-    return team
+    return Locked(team, profile, budgets)
+
+
+def lock_and_check(user, cost, now=None):
+    """Lock the budget holders and raise ``OverBudget`` unless ``cost`` fits every budget.
+
+    Must run inside the transaction that records the job; returns the profile's
+    team (or None), which the job is charged to.
+    """
+    locked = lock(user, now)
+    for budget in locked.over(cost):
+        raise OverBudget(budget, cost)
+    return locked.team

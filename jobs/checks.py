@@ -64,6 +64,20 @@ def check_retention(app_configs, **kwargs):
     return []
 
 
+@register()
+def check_mail(app_configs, **kwargs):
+    """Alerts, approval requests and error mails are printed, not sent, with the default EMAIL_URL."""
+    if settings.DEBUG or not settings.EMAIL_BACKEND.endswith("console.EmailBackend"):
+        return []
+    return [
+        Warning(
+            "EMAIL_URL is consolemail://: budget alerts, approval mail and error mails are only printed.",
+            hint="Set EMAIL_URL to your mail server, e.g. smtp+tls://user:password@mail.example.com:587.",
+            id="jobs.W005",
+        )
+    ]
+
+
 # A check runs with every management command: a bucket that does not answer must not hold them up.
 STORAGE_PROBE_SECONDS = 3
 

@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from decimal import Decimal
 
 from django import forms
 
@@ -275,3 +276,49 @@ class SpendFilterForm(forms.Form):
 
     def value(self, name):
         return self.cleaned_data.get(name) if self.is_valid() else None
+
+
+class DecisionForm(forms.Form):
+    """A manager's approval or decline, with an optional reason the requester reads."""
+
+    note = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": 2000}),
+        error_messages={"max_length": "Keep the reason under %(limit_value)d characters."},
+    )
+
+
+class RaiseForm(forms.Form):
+    """A temporary raise of one budget, for the current month only."""
+
+    holder = forms.ChoiceField(
+        label="Budget", error_messages={"invalid_choice": "Choose a budget from the list."}
+    )
+    amount = forms.DecimalField(
+        label="Raise by (US$)",
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1000000"),
+        max_digits=13,
+        decimal_places=6,
+        error_messages={
+            "required": "Say how much to add this month.",
+            "min_value": "A raise must add at least $0.01.",
+            "max_value": "A raise can add at most $1,000,000.",
+        },
+    )
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        error_messages={
+            "required": "Give a reason: it is shown beside the budget and kept in the audit trail."
+        },
+    )
+
+    def __init__(self, *args, holders=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["holder"].choices = list(holders)
+
+    def micro_cents(self):
+        return pricing.dollars_to_micro_cents(self.cleaned_data["amount"])

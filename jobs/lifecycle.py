@@ -16,7 +16,9 @@ answer) arrives as a ``pixelbyte.RemoteJob`` and goes through ``apply_update``:
 - an update at the same stage may fill in what was missing (the outputs after a
   webhook that carried none, an error message, the completion time).
 
-What the studio decides itself has a verb of its own: ``record`` (a new job, counted),
+What the studio decides itself has a verb of its own: ``record`` (a new job, counted;
+or one awaiting approval, counted at nothing), ``approved`` and ``declined`` (a manager's
+decision),
 ``accept`` (the submit answer),
 ``mark_unknown`` (no usable answer: the outcome is unknown), ``mark_not_sent`` (it never
 reached PixelByte), ``needs_decision`` (a lost answer the worker cannot match),
@@ -33,7 +35,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import rollup
+from . import alerts, rollup
 from .models import TERMINAL, ArchiveStatus, Job, Status, Verdict
 from .pixelbyte import RemoteJob
 
@@ -43,6 +45,9 @@ _FORWARD = {Status.PENDING, Status.PROCESSING, Status.COMPLETED, Status.FAILED, 
 # Which status may follow which. Everything not listed is refused; a terminal status has
 # no way out.
 TRANSITIONS = {
+    # Waiting for a manager: approved (then sent), or declined (or expired).
+    Status.AWAITING: {Status.SUBMITTING, Status.DECLINED},
+    Status.DECLINED: set(),
     Status.SUBMITTING: _FORWARD | {Status.UNKNOWN, Status.REFUSED},
     Status.UNKNOWN: _FORWARD | {Status.REFUSED},
     Status.PENDING: _FORWARD - {Status.PENDING},
@@ -86,6 +91,14 @@ class Outcome(enum.StrEnum):
     @property
     def changed(self):
         return self in (Outcome.APPLIED, Outcome.FILLED)
+
+
+def _moved(job, was):
+    """Move the job's holders' spend rows; when spend rose, evaluate their budget alerts
+    once the change is committed (a refund never re-arms an alert)."""
+    if rollup.moved(job, was) > 0:
+        owner_id, team_id = job.owner_id, job.team_id
+        transaction.on_commit(lambda: alerts.spend_changed(owner_id, team_id), robust=True)
 
 
 def may_move(old, new):
@@ -148,7 +161,7 @@ def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False
         changed += [name for name in UPDATED_FIELDS if getattr(job, name) != before[name]]
     if changed:
         job.save(update_fields=list(dict.fromkeys(changed)))
-        rollup.moved(job, was)
+        _moved(job, was)
     if outcome == Outcome.INVALID:
         log.warning(
             "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, remote.status, job.status
@@ -243,7 +256,33 @@ def record(**fields):
     """Create a job (still sending) and count it in its holders' months, inside the caller's
     transaction (the one that checked its budgets)."""
     job = Job.objects.create(**fields)
-    rollup.moved(job, rollup.NEW)
+    _moved(job, rollup.NEW)
+    return job
+
+
+def approved(job, *, team, now=None):
+    """A manager approved a job awaiting approval (locked by the caller, in its transaction):
+    it is made now, for the owner's team now, and counts from this moment, in this month."""
+    now = now or timezone.now()
+    if job.status != Status.AWAITING:
+        raise ValueError(f"job {job.pk} is {job.status}, not awaiting approval")
+    was = rollup.before(job)
+    rollup.removed(job, was)
+    job.status, job.team, job.created_at, job.updated_at = Status.SUBMITTING, team, now, now
+    # As at a submit: if the sending process dies, the worker reconciles the row.
+    job.next_check_at = now + timedelta(minutes=2)
+    job.save(update_fields=["status", "team", "created_at", "updated_at", "next_check_at"])
+    _moved(job, rollup.NEW)
+    return job
+
+
+def declined(job, *, now=None):
+    """A request was declined (or expired) before anything was sent: nothing is charged."""
+    now = now or timezone.now()
+    if job.status != Status.AWAITING:
+        raise ValueError(f"job {job.pk} is {job.status}, not awaiting approval")
+    job.status, job.completed_at, job.updated_at, job.next_check_at = Status.DECLINED, now, now, None
+    job.save(update_fields=["status", "completed_at", "updated_at", "next_check_at"])
     return job
 
 
@@ -263,7 +302,7 @@ def _settle(job_id, status, fields, *, now):
         for name, value in {"status": status, "updated_at": now, **fields}.items():
             setattr(job, name, value)
         job.save(update_fields=["status", "updated_at", *fields])
-        rollup.moved(job, was)
+        _moved(job, was)
     return True
 
 

@@ -2,6 +2,7 @@ import secrets
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -22,14 +23,18 @@ class Status(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # A job a manager must approve before it is sent (see jobs.approvals).
+    AWAITING = "awaiting", "Awaiting approval"
+    DECLINED = "declined", "Declined"
 
 
-TERMINAL = frozenset({Status.REFUSED, Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+TERMINAL = frozenset({Status.REFUSED, Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.DECLINED})
 IN_FLIGHT = frozenset({Status.SUBMITTING, Status.UNKNOWN, Status.PENDING, Status.PROCESSING})
 # A job in flight this many times longer than expected is shown as stuck.
 STUCK_FACTOR = 3
 # Nothing was charged, or the API refunded it.
-NOT_CHARGED = frozenset({Status.REFUSED, Status.FAILED, Status.CANCELLED})
+# (A job awaiting approval is not charged yet: it counts once approved.)
+NOT_CHARGED = frozenset({Status.REFUSED, Status.FAILED, Status.CANCELLED, Status.AWAITING, Status.DECLINED})
 
 
 class ArchiveStatus(models.TextChoices):
@@ -53,6 +58,29 @@ def new_webhook_token():
     return secrets.token_urlsafe(24)
 
 
+DEFAULT_ALERT_THRESHOLDS = "50, 80, 100"
+
+
+def parse_thresholds(text):
+    """The percentages written in ``text`` ("50, 80, 100"), sorted; ValueError if unreadable."""
+    found = set()
+    for part in (text or "").replace(";", ",").split(","):
+        part = part.strip().removesuffix("%").strip()
+        if not part:
+            continue
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 1000:
+            raise ValueError(f"{part!r} is not a whole percentage from 1 to 1000.")
+        found.add(int(part))
+    return sorted(found)
+
+
+def validate_thresholds(text):
+    try:
+        parse_thresholds(text)
+    except ValueError as exc:
+        raise ValidationError(f"Alert thresholds: {exc} Write them like 50, 80, 100.") from None
+
+
 class Role(models.TextChoices):
     MEMBER = "member", "Member"
     MANAGER = "manager", "Manager"
@@ -68,6 +96,34 @@ class Team(models.Model):
         blank=True,
         help_text="Zone in which the team's budget month starts (default: DISPLAY_TIME_ZONE).",
     )
+    # Approvals (see jobs.approvals).
+    approval_above_micro_cents = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="A member's job costing more than this waits for a manager's approval (empty: never).",
+    )
+    members_may_ask = models.BooleanField(
+        default=False,
+        help_text="A member whose job would pass a budget asks a manager instead of being refused.",
+    )
+    # Alerts (see jobs.alerts).
+    alert_thresholds = models.CharField(
+        max_length=100,
+        default=DEFAULT_ALERT_THRESHOLDS,
+        blank=True,
+        validators=[validate_thresholds],
+        help_text="Percentages of a budget at which its holder (or the team's managers) are told, "
+        "e.g. 50, 80, 100. Empty: no threshold alerts.",
+    )
+    alert_on_projection = models.BooleanField(
+        default=True,
+        help_text="Also warn once a month when the month-end projection passes the budget (after the 7th).",
+    )
+    chat_webhook_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Optional Slack-compatible incoming webhook: budget alerts are posted there too.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -76,6 +132,10 @@ class Team(models.Model):
             models.CheckConstraint(
                 condition=Q(monthly_budget_micro_cents__isnull=True) | Q(monthly_budget_micro_cents__gte=0),
                 name="team_budget_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(approval_above_micro_cents__isnull=True) | Q(approval_above_micro_cents__gte=0),
+                name="team_approval_above_not_negative",
             ),
         ]
 
@@ -293,6 +353,11 @@ class Job(models.Model):
     @property
     def in_flight(self):
         return self.status in IN_FLIGHT
+
+    @property
+    def may_still_change(self):
+        """Worth watching live: in flight, or waiting for a manager's decision."""
+        return self.status in IN_FLIGHT or self.status == Status.AWAITING
 
     @property
     def billed_micro_cents(self):
@@ -525,3 +590,343 @@ class SpendMonth(models.Model):
 
     def __str__(self):
         return f"{self.month:%Y-%m}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"
+
+
+# --- spend control: raises, approvals, alerts, the audit trail, the whole bill ----------------
+
+
+def holder_constraints(prefix):
+    """A row belongs to exactly one budget holder: a person (``owner``) or a team."""
+    return [
+        models.CheckConstraint(
+            condition=Q(owner__isnull=True, team__isnull=False) | Q(owner__isnull=False, team__isnull=True),
+            name=f"{prefix}_one_holder",
+        ),
+    ]
+
+
+class BudgetRaise(models.Model):
+    """Extra budget for one holder for one month only: it ends at the month's reset by itself,
+    because a budget's limit for a month is its base plus that month's raises."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="raises")
+    month = models.DateField(help_text="The first day of the month it applies to, in the holder's zone.")
+    amount_micro_cents = models.BigIntegerField()
+    reason = models.TextField()
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(default=timezone.now)
+    # Set when approving a job over budget raised the budget by exactly its price.
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        indexes = [
+            # The budget check: a holder's raises in one month.
+            models.Index(fields=["owner", "month"], name="raise_owner_month"),
+            models.Index(fields=["team", "month"], name="raise_team_month"),
+        ]
+        constraints = [
+            *holder_constraints("raise"),
+            models.CheckConstraint(condition=Q(amount_micro_cents__gt=0), name="raise_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"+{pricing.format_dollars(self.amount_micro_cents)} for {self.month:%B %Y}"
+
+
+class ApprovalReason(models.TextChoices):
+    ABOVE_THRESHOLD = "above_threshold", "Costs more than the team's approval limit"
+    OVER_BUDGET = "over_budget", "Would pass a budget"
+
+
+class Decision(models.TextChoices):
+    WAITING = "", "Waiting"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired (no decision in time)"
+
+
+class ApprovalRequest(models.Model):
+    """A job recorded but not sent until a manager approves it (see jobs.approvals)."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="approval")
+    reason = models.CharField(max_length=20, choices=ApprovalReason.choices)
+    # What the person was told at the time, e.g. which budget it passes and by how much.
+    explanation = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, help_text="The manager's reason.")
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        indexes = [
+            # The worker: requests still waiting past their expiry.
+            models.Index(fields=["expires_at"], name="approval_waiting_expiry", condition=Q(decision="")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__in=ApprovalReason.values), name="approval_reason_allowed"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=Decision.values), name="approval_decision_allowed"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Approval of job {self.job_id}: {self.get_decision_display()}"
+
+    @property
+    def approver_names(self):
+        """Who can decide, as the requester reads it: the managers of the job's team."""
+        managers = Profile.objects.filter(team_id=self.job.team_id, role=Role.MANAGER, user__is_active=True)
+        return ", ".join(managers.order_by("user__username").values_list("user__username", flat=True))
+
+
+class Notice(models.Model):
+    """Something a person is told on their next page (a decision on their request, say)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices")
+    text = models.TextField()
+    url = models.CharField(max_length=500, blank=True)
+    level = models.CharField(max_length=16, default="info")  # info, success, warning
+    created_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # Every page: a person's unseen notices.
+            models.Index(fields=["user"], name="notice_unseen", condition=Q(seen_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        return self.text[:80]
+
+
+class BudgetAlert(models.Model):
+    """One alert line crossed by one budget in one month, against one limit: the unique row is
+    the state machine that makes each alert go out exactly once (see jobs.alerts)."""
+
+    PROJECTED = "projected"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    month = models.DateField(help_text="The first day of the budget's month, in the holder's zone.")
+    limit_micro_cents = models.BigIntegerField(
+        help_text="The budget (with raises) the line was judged against."
+    )
+    line = models.CharField(max_length=16, help_text='A percentage ("80") or "projected".')
+    spent_micro_cents = models.BigIntegerField(help_text="The month's spend when the line was crossed.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="alert_team_created")]
+        constraints = [
+            *holder_constraints("alert"),
+            models.UniqueConstraint(
+                fields=["owner", "month", "limit_micro_cents", "line"],
+                condition=Q(owner__isnull=False),
+                name="alert_once_per_person_line",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "month", "limit_micro_cents", "line"],
+                condition=Q(team__isnull=False),
+                name="alert_once_per_team_line",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.line} alert for {self.month:%B %Y}"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    CHAT = "chat", "Chat webhook"
+
+
+class OutgoingMessage(models.Model):
+    """A message the worker delivers (and retries) so that sending never blocks a request."""
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    # Email addresses; for a chat message, empty (the team's webhook URL is read when sending).
+    recipients = models.JSONField(default=list)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    alert = models.ForeignKey(
+        BudgetAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # When the worker should next try; None once sent or given up.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The worker: messages due for a (first or next) attempt.
+            models.Index(
+                fields=["next_attempt_at"], name="message_due", condition=Q(next_attempt_at__isnull=False)
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(channel__in=Channel.values), name="message_channel_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_channel_display()}: {self.subject or self.body[:60]}"
+
+
+class AuditAction(models.TextChoices):
+    BUDGET_CHANGED = "budget_changed", "Budget changed"
+    ALERTS_CHANGED = "alerts_changed", "Alert settings changed"
+    APPROVAL_RULE_CHANGED = "approval_rule_changed", "Approval rule changed"
+    RAISE_GRANTED = "raise_granted", "Temporary raise granted"
+    APPROVAL_REQUESTED = "approval_requested", "Approval requested"
+    APPROVED = "approved", "Job approved"
+    DECLINED = "declined", "Job declined"
+    EXPIRED = "expired", "Request expired"
+    CANCELLED = "cancelled", "Job cancelled"
+    WEBHOOK_REAPPLIED = "webhook_reapplied", "Webhook re-applied"
+    JOB_ADOPTED = "job_adopted", "PixelByte job named"
+    MARKED_NOT_SENT = "marked_not_sent", "Marked never sent"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    TEAM_CHANGED = "team_changed", "Team membership changed"
+    ACCESS_CHANGED = "access_changed", "Staff access changed"
+    TEAM_CREATED = "team_created", "Team created"
+    TEAM_DELETED = "team_deleted", "Team deleted"
+    FILES_DELETED = "files_deleted", "Files deleted"
+    TOKEN_CREATED = "token_created", "API token created"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit entries are never changed.")
+
+    def delete(self):
+        raise TypeError("Audit entries are never deleted.")
+
+
+class AuditEntry(models.Model):
+    """One action that changed money or access: who, when, what, from where. Written once
+    (jobs.audit.record); the app has no way to change or delete one."""
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    # Kept as written, so the entry still says who after the account is gone ("the studio"
+    # for the worker's own actions).
+    actor_name = models.CharField(max_length=150)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    # Whose the change is: the team it concerns (a manager sees its entries) and the person.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    summary = models.TextField(help_text="What changed, in a sentence.")
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-at", "-id"]
+        indexes = [
+            # /audit/ for staff, newest first; for a manager, one team's.
+            models.Index(fields=["-at", "-id"], name="audit_at"),
+            models.Index(fields=["team", "-at", "-id"], name="audit_team_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=AuditAction.values), name="audit_action_allowed"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name}: {self.summary}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Audit entries are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit entries are never deleted.")
+
+
+class OutsideJob(models.Model):
+    """A job PixelByte made with the studio's key that the studio never sent (found by
+    ``manage.py reconcile``): part of the bill, in no person's budget."""
+
+    remote_id = models.CharField(max_length=128, unique=True)
+    model_slug = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(help_text="When PixelByte created it.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # /spend/: the month's outside jobs.
+        indexes = [models.Index(fields=["created_at"], name="outside_job_created")]
+
+    def __str__(self):
+        return f"{self.remote_id} ({self.status or 'unknown'})"
+
+
+class PriceDrift(models.Model):
+    """An option combination PixelByte charged differently from the catalog (``reconcile``)."""
+
+    model_slug = models.CharField(max_length=200)
+    quality = models.CharField(max_length=16)
+    duration = models.PositiveSmallIntegerField()
+    catalog_micro_cents = models.BigIntegerField()
+    charged_micro_cents = models.BigIntegerField()
+    jobs = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_slug", "quality", "duration", "catalog_micro_cents", "charged_micro_cents"],
+                name="price_drift_one_per_pair",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.quality} {self.duration}s: {self.charged_micro_cents} vs {self.catalog_micro_cents} µ¢"

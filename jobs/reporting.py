@@ -14,7 +14,13 @@ from django.conf import settings
 from django.views.debug import SafeExceptionReporterFilter
 
 # The sandbox key is derived from SECRET_KEY, so it is as secret.
-SECRET_SETTINGS = ("PIXELBYTE_API_KEY", "PIXELBYTE_WEBHOOK_SECRET", "SECRET_KEY", "SANDBOX_API_KEY")
+SECRET_SETTINGS = (
+    "PIXELBYTE_API_KEY",
+    "PIXELBYTE_WEBHOOK_SECRET",
+    "SECRET_KEY",
+    "SANDBOX_API_KEY",
+    "EMAIL_HOST_PASSWORD",
+)
 
 
 class StudioExceptionReporterFilter(SafeExceptionReporterFilter):

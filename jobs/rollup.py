@@ -60,13 +60,20 @@ NEW = Before(None)
 
 def moved(job, was):
     """Apply a job's change of billed amount to its holders' months; call it inside the
-    transaction that saves the job."""
+    transaction that saves the job. Returns the change in micro-cents."""
     now = billed(job.status, job.api_cost_micro_cents, job.estimated_micro_cents)
     delta, count = now - (was.amount or 0), 1 if was.amount is None else 0
     if not delta and not count:
-        return
+        return 0
     for holder, zone_name in _holders(job):
         _add(holder, month_start(job.created_at, zone_named(zone_name)), delta, count)
+    return delta
+
+
+def removed(job, was):
+    """Take a job out of its holders' months (before it moves to another month or team)."""
+    for holder, zone_name in _holders(job):
+        _add(holder, month_start(job.created_at, zone_named(zone_name)), -(was.amount or 0), -1)
 
 
 def _holders(job):

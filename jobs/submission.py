@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import budgets, lifecycle, pixelbyte, throttle
+from . import approvals, budgets, lifecycle, pixelbyte, throttle
 from .models import Job, Status
 
 log = logging.getLogger(__name__)
@@ -29,19 +29,27 @@ class ForeignSubmissionKey(Exception):
     """The submission key belongs to someone else's job."""
 
 
-def submit_job(*, user, model, params, submission_key, project="", client=None):
+def submit_job(*, user, model, params, submission_key, project="", client=None, request=None):
     """Create the job for this form post and send it; return the job.
 
     A second call with the same ``submission_key`` returns the first job and
     sends nothing. Raises ``budgets.OverBudget`` (nothing recorded, nothing sent)
-    when the job does not fit a budget.
+    when the job does not fit a budget. A job that needs a manager's approval is
+    recorded awaiting it and not sent (see jobs.approvals).
     """
     existing = Job.objects.filter(submission_key=submission_key).first()
     if existing is not None:
         return _own(existing, user)
     breaker = throttle.check_submit()
     try:
-        job = record(user=user, model=model, params=params, submission_key=submission_key, project=project)
+        job = record(
+            user=user,
+            model=model,
+            params=params,
+            submission_key=submission_key,
+            project=project,
+            request=request,
+        )
     except (IntegrityError, budgets.OverBudget):
         # The same form posted twice at once: the other request recorded it (and
         # its spend may be what now fills the budget).
@@ -49,6 +57,17 @@ def submit_job(*, user, model, params, submission_key, project="", client=None):
         if twin is None:
             raise
         return _own(twin, user)
+    if job.status == Status.AWAITING:
+        return job
+    with pixelbyte.client_or_default(client) as api:
+        return send(job, api, breaker)
+
+
+def approve_and_send(job_id, decider, note="", *, request=None, client=None):
+    """A manager's approval: the job is checked against the budgets and committed as
+    sending (``approvals.approve``), then sent like any other; return it as stored."""
+    breaker = throttle.check_submit()
+    job = approvals.approve(job_id, decider, note, request=request)
     with pixelbyte.client_or_default(client) as api:
         return send(job, api, breaker)
 
@@ -59,20 +78,31 @@ def _own(job, user):
     return job
 
 
-def record(*, user, model, params, submission_key, project=""):
+def record(*, user, model, params, submission_key, project="", request=None):
+    """Record the job under its budgets' locks: to be sent, or awaiting a manager's approval.
+    Raises ``budgets.OverBudget`` when it passes a budget and may not ask."""
     fields = Job.input_fields(model, params)
+    cost = fields["estimated_micro_cents"]
     with transaction.atomic():
-        team = budgets.lock_and_check(user, fields["estimated_micro_cents"])
-        return lifecycle.record(
+        locked = budgets.lock(user)
+        ask = approvals.reason_to_ask(user, locked, cost)
+        if ask is None:
+            for budget in locked.over(cost):
+                raise budgets.OverBudget(budget, cost)
+        job = lifecycle.record(
             owner=user,
-            team=team,
+            team=locked.team,
             project=project,
             submission_key=submission_key,
             **fields,
+            status=Status.AWAITING if ask else Status.SUBMITTING,
             # Settling replaces this; it only matters if this process dies mid-call,
             # when the sync worker reconciles the row with PixelByte's list.
-            next_check_at=timezone.now() + STALLED_SUBMIT,
+            next_check_at=None if ask else timezone.now() + STALLED_SUBMIT,
         )
+        if ask is not None:
+            approvals.open_request(job, ask, request=request)
+        return job
 
 
 def webhook_url_for(job):

@@ -1,6 +1,8 @@
 from django.urls import path
 
 from . import views
+from .views.approvals import approval_list, approve, decline, grant_raise
+from .views.audit import audit_export, audit_list
 
 app_name = "jobs"
 
@@ -22,5 +24,13 @@ urlpatterns = [
     path("jobs/<int:job_id>/delete-files/", views.job_delete_files, name="delete_files"),
     path("spend/", views.spend_dashboard, name="spend"),
     path("spend/export.csv", views.spend_export, name="spend_export"),
+    path("spend/raises/", grant_raise, name="grant_raise"),
+    # Jobs waiting for a manager: each decision is a POST to its own URL.
+    path("approvals/", approval_list, name="approvals"),
+    path("approvals/<int:job_id>/approve/", approve, name="approve"),
+    path("approvals/<int:job_id>/decline/", decline, name="decline"),
+    # Who changed money or access, and when.
+    path("audit/", audit_list, name="audit"),
+    path("audit/export.csv", audit_export, name="audit_export"),
     path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

@@ -320,6 +320,28 @@ CACHES = {
 # Error reports (the debug page, the mail to ADMINS) never show a secret, in any mode.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "jobs.reporting.StudioExceptionReporterFilter"
 
+# --- Email -------------------------------------------------------------------
+# Budget alerts and the error mails to ADMINS leave through one mail server, given as a URL
+# (see .env.example): smtp://user:password@host:587, smtp+tls:// (STARTTLS), smtp+ssl://
+# (TLS from the start), or consolemail:// (the default) to print each message on stdout,
+# so `make run` shows them; a check warns when a production studio still prints its mail.
+# The password lands in EMAIL_HOST_PASSWORD, a name every error report hides.
+_email_url = env.str("EMAIL_URL", default="") or "consolemail://"
+vars().update(
+    {
+        name: value
+        for name, value in env.email_url_config(_email_url).items()
+        # Unset parts keep Django's defaults (port 25, no user); query options are not settings.
+        if name.startswith("EMAIL_") and value is not None
+    }
+)
+del _email_url
+# Seconds to wait for the mail server, so a silent one never holds up the worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="") or "Kling Studio <studio@localhost>"
+# The sender of the error mails to ADMINS.
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="") or DEFAULT_FROM_EMAIL
+
 
 def admins_from_env():
     """ADMINS from comma-separated ``Name <email>`` or plain addresses."""

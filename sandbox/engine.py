@@ -13,6 +13,8 @@ submit), and words in the prompt make the usual trouble happen on purpose:
     [expire]   the output is gone from the CDN SANDBOX_EXPIRE_SECONDS after the job
                completes (by default at once, so before the studio's archiver can copy
                it): the status still points at it, the files answer 404
+    [surcharge] the job is charged 10 % more than the price rule says, so the charge
+               the studio stores differs from its catalog (``manage.py reconcile``)
 
 A completed job's output is served by the sandbox itself, like PixelByte's CDN, at
 ``<media base><job id>/video.mp4`` (and ``thumb.jpg``, ``poster.jpg``): anonymous, as a
@@ -82,6 +84,11 @@ def api_key_for(secret_key):
 def price(quality, duration):
     num, den = QUALITY_FACTORS[quality]
     return BASE_MICRO_CENTS_PER_SECOND * DURATIONS[duration] * num // den
+
+
+def surcharged(cost):
+    """The ``[surcharge]`` charge: 10 % over the price rule, in whole micro-cents."""
+    return cost * 11 // 10
 
 
 def iso(epoch):
@@ -241,7 +248,7 @@ class Sandbox:
             created=now,
             pending_s=pending_s * slow,
             processing_s=processing_s * slow,
-            cost=price(data["quality"], data["duration"]),
+            cost=charge(data),
             media_base=media_base,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
@@ -399,6 +406,13 @@ class Sandbox:
                 job.webhook_next = now + WEBHOOK_RETRY_DELAYS[job.webhook_attempts]
                 job.webhook_attempts += 1
         log.info("sandbox webhook for %s: %s", job.job_id, outcome)
+
+
+def charge(data):
+    """What a job with this (validated) input costs: the price rule, unless the prompt
+    asks for a surcharge."""
+    cost = price(data["quality"], data["duration"])
+    return surcharged(cost) if "[surcharge]" in data["prompt"] else cost
 
 
 def validate_input(data):

@@ -389,3 +389,36 @@ def test_an_expired_output_answers_404_over_http(url, sandbox, settings):
     settings.SANDBOX_EXPIRE_SECONDS = 5
     link = completed(url, sandbox, prompt="A red kite [expire]") + "video.mp4"  # finished ~60 s ago
     assert requests.get(link, timeout=5).status_code == 404
+
+
+# --- [surcharge]: a charge other than the published price rule ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quality", "duration", "rule", "charged"),
+    [("std", "5", 225_000, 247_500), ("pro", "5", 337_500, 371_250), ("pro", "10", 675_000, 742_500)],
+)
+def test_the_surcharge_trigger_charges_ten_percent_over_the_price_rule(quality, duration, rule, charged):
+    box = engine.Sandbox(clock=lambda: 0.0)
+    options = {"quality": quality, "duration": duration}
+    plain = {**BODY, "input": {**BODY["input"], **options}}
+    dearer = {**BODY, "input": {**BODY["input"], **options, "prompt": "A red kite [surcharge]"}}
+    assert box.submit(plain, media_base="", pending_s=1, processing_s=1)["costMicroCents"] == rule
+    assert box.submit(dearer, media_base="", pending_s=1, processing_s=1)["costMicroCents"] == charged
+    assert engine.surcharged(rule) == charged and isinstance(charged, int)
+
+
+def test_a_surcharged_job_is_charged_and_refunded_its_own_price_over_http(url):
+    body = {**BODY, "input": {**BODY["input"], "prompt": "A red kite [surcharge]"}}
+    answer = submit(url, body).json()
+    assert answer["costMicroCents"] == 371_250
+    refund = requests.post(f"{url}/v1/jobs/{answer['jobId']}/cancel", headers=auth(), timeout=5).json()
+    assert refund["refundedMicroCents"] == 371_250
+
+
+def test_a_job_made_with_the_studios_key_outside_the_studio_needs_no_webhook(url, sandbox):
+    key = engine.api_key_for(settings.SECRET_KEY)
+    answer = submit(url, BODY, headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200 and "webhookUrl" not in BODY
+    listed = requests.get(f"{url}/v1/jobs", headers=auth(), timeout=5).json()["jobs"]
+    assert [job["jobId"] for job in listed] == [answer.json()["jobId"]]

@@ -24,6 +24,7 @@ PRODUCTION = {
     "PUBLIC_BASE_URL": "https://studio.example",
     "PIXELBYTE_API_KEY": "pb_live_production_probe_key",
     "PIXELBYTE_WEBHOOK_SECRET": "whsec_production_probe",
+    "EMAIL_URL": "smtp+tls://studio:mail_probe_password@mail.studio.example:587",
 }
 
 
@@ -56,6 +57,13 @@ def test_sec01_check_deploy_is_clean_with_production_settings(tmp_path):
     result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], {}, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pb_live_production_probe_key" not in result.stdout + result.stderr
+    assert "mail_probe_password" not in result.stdout + result.stderr
+
+
+def test_a_production_studio_that_only_prints_its_mail_is_warned(tmp_path):
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], {"EMAIL_URL": ""}, tmp_path)
+    assert result.returncode != 0
+    assert "jobs.W005" in result.stderr and "only printed" in result.stderr
 
 
 def test_sec02_production_refuses_to_start_with_a_real_key_and_no_webhook_secret(tmp_path):

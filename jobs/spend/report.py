@@ -17,6 +17,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from ..budgets import raised
 from ..models import NOT_CHARGED, ArchivedFile, Profile, Status, charge_expression
 
 PERIODS = [
@@ -84,6 +85,7 @@ class Report:
     by_duration: list = field(default_factory=list)
     budget: int | None = None
     budget_name: str = ""
+    raised: int = 0  # the month's temporary raises, included in ``budget``
     projection: int | None = None
     today: date | None = None
 
@@ -217,17 +219,31 @@ def _decode_grouping_sets(found, period):
     return result, per_day
 
 
+def month_end_projection(spent, elapsed_days, days):
+    """What a month of ``days`` days will have cost if the pace of its first ``elapsed_days``
+    holds: the dashboard's projection, and the budget alerts' "on track to exceed"."""
+    return spent * days // elapsed_days if elapsed_days > 0 else spent
+
+
 def _add_budget(result, scope, period, now):
     if scope.is_team and scope.team is not None:
         result.budget, result.budget_name = scope.team.monthly_budget_micro_cents, "Team budget"
+        holder = {"team_id": scope.team.pk}
     elif not scope.is_team and scope.profile is not None:
         result.budget, result.budget_name = scope.profile.monthly_budget_micro_cents, "Your budget"
+        holder = {"owner_id": scope.profile.user_id}
+    else:
+        holder = None
+    if result.budget is not None and period.is_calendar_month:
+        # This month's temporary raises sit on top of the budget until it resets.
+        result.raised = raised(period.first_day, **holder)
+        result.budget += result.raised
     result.today = now.astimezone(period.zone).date()
     if period.key == "this_month":
         elapsed = (result.today - period.first_day).days + 1
         spent = sum(spend for day, spend, _ in result.daily if day <= result.today)
-        projected = spent * period.days // elapsed if elapsed > 0 else spent
-        result.projection = projected // CENT * CENT  # an estimate: whole cents are enough
+        # An estimate: whole cents are enough.
+        result.projection = month_end_projection(spent, elapsed, period.days) // CENT * CENT
 
 
 def member_rows(scope, result):

@@ -140,11 +140,30 @@
       }
       budgetLines.appendChild(line);
     });
+    var asks = blocking && rule && rule.mayAsk;
     if (refusal) {
-      refusal.hidden = !blocking;
-      refusal.textContent = blocking ? "This video does not fit " + blocking.name + ", so the studio would refuse it. Choose a cheaper option or ask a manager." : "";
+      refusal.hidden = !blocking || asks;
+      refusal.textContent = blocking && !asks ? "This video does not fit " + blocking.name + ", so the studio would refuse it. Choose a cheaper option or ask a manager." : "";
     }
-    if (submit) submit.disabled = Boolean(blocking);
+    if (submit) submit.disabled = Boolean(blocking) && !asks;
+    return asks ? blocking : null;
+  }
+
+  // A team may make a member's video wait for a manager: say so, and who, before the click.
+  var ruleNode = document.getElementById("approval-rule");
+  var rule = ruleNode ? JSON.parse(ruleNode.textContent) : null;
+  var approvalNote = document.getElementById("approval-note");
+
+  function renderApproval(cost, overBudget) {
+    var above = rule && rule.aboveMicroCents !== null && cost > BigInt(rule.aboveMicroCents);
+    var why = above
+      ? "This video costs more than " + dollars(BigInt(rule.aboveMicroCents)) + ", so a manager must approve it"
+      : overBudget ? "This video would pass " + overBudget.name + ", so a manager must approve it" : "";
+    if (approvalNote) {
+      approvalNote.hidden = !why;
+      approvalNote.textContent = why ? why + " before it is made (" + rule.approvers + "). Nothing is charged until then." : "";
+    }
+    if (submit) submit.textContent = why ? "Ask for approval" : "Generate video";
   }
 
   function capitalise(text) {
@@ -152,7 +171,8 @@
   }
 
   form.addEventListener("pricechange", function (event) {
-    renderBudgets(event.detail.microCents);
+    var overBudget = renderBudgets(event.detail.microCents);
+    renderApproval(event.detail.microCents, overBudget);
   });
   form.addEventListener("change", renderPrice);
   form.addEventListener("input", function (event) {

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import archive, lifecycle, pixelbyte, rollup, throttle
+from jobs import alerts, approvals, archive, lifecycle, outbox, pixelbyte, reconcile, rollup, throttle
 from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
@@ -62,6 +62,7 @@ class Command(BaseCommand):
         if not watch:
             checked, changed, _ = self.sync_once(batch=batch)
             self.stdout.write(f"Checked {checked} job(s); {changed} changed.")
+            spend_control(timezone.now())
             prune_deliveries(timezone.now())
             return
         signal.signal(signal.SIGTERM, self._stop)
@@ -74,8 +75,10 @@ class Command(BaseCommand):
             while not self.stopping:
                 try:
                     _, _, pause = self.sync_once(batch=batch)
+                    spend_control(timezone.now())
                     pruned_at = prune_deliveries(timezone.now(), last=pruned_at)
                     verify_spend_daily()
+                    reconcile.run_daily()
                 except Exception:
                     # A database hiccup must not end the worker; the next pass retries.
                     log.exception("sync pass failed; trying again shortly")
@@ -276,6 +279,14 @@ class Command(BaseCommand):
             log.warning("job %s: outcome unknown, needs a decision between %s", job.pk, ids)
         lifecycle.needs_decision(job.pk, message, recheck_at=now + DECISION_RECHECK, now=now)
         return None
+
+
+def spend_control(now):
+    """Each pass: end approval requests nobody decided in time, evaluate every budget's
+    alerts, then deliver what is due (so a line crossed is told within the same pass)."""
+    approvals.expire_due(now)
+    alerts.run_pass(now)
+    outbox.deliver_due(now)
 
 
 # --watch prunes the webhook log this often; a one-shot run (from cron, say) every time.

@@ -8,13 +8,16 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from . import archive, budgets, history, live, media, pricing, spend, webhooks
-from .access import Viewer
-from .forms import HistoryFilterForm, JobForm, SpendFilterForm
-from .models import ArchiveStatus, FileKind, Status
-from .spend.report import storage_report
-from .submission import CannotCancel, ForeignSubmissionKey, cancel_job, submit_job
-from .throttle import SubmissionPaused
+from .. import alerts, archive, budgets, history, live, media, pricing, reconcile, spend, webhooks
+from .. import audit as audit_trail  # not "audit": the views.audit submodule takes that name here
+from ..access import Viewer
+from ..approvals import form_rule
+from ..forms import HistoryFilterForm, JobForm, SpendFilterForm
+from ..models import ArchiveStatus, FileKind, Status
+from ..spend.report import storage_report
+from ..submission import CannotCancel, ForeignSubmissionKey, cancel_job, submit_job
+from ..throttle import SubmissionPaused
+from .approvals import raises_context
 
 
 def whole_number(raw, max_digits=18):
@@ -31,6 +34,7 @@ def _render_form(request, form, status=200, refused_job=None, source_job=None):
         "catalog": pricing.catalog_for_browser(form.model),
         "budgets": [b.as_json() for b in budgets.budgets_of(request.user, viewer.profile)],
         "warn_at_percent": budgets.WARN_AT_PERCENT,
+        "approval": form_rule(request.user, viewer.profile),
         "project_labels": viewer.project_labels(),
         "refused_job": refused_job,
         "source_job": source_job,
@@ -62,6 +66,7 @@ def new_job(request):
             params=form.params(),
             submission_key=form.cleaned_data["submission_key"],
             project=form.cleaned_data["project"],
+            request=request,
         )
     except SubmissionPaused as exc:
         form.add_error(None, str(exc))
@@ -158,11 +163,13 @@ def job_cancel(request, job_id):
     job = viewer.job_or_404(job_id)
     if not viewer.may_cancel(job):
         raise Http404("No such job.")
+    billed = job.billed_micro_cents
     try:
         job = cancel_job(job)
     except CannotCancel as exc:
         messages.error(request, str(exc))
     else:
+        audit_trail.job_cancelled(request, job, billed)
         messages.success(
             request, f"Cancelled. PixelByte refunded {pricing.format_dollars(job.refunded_micro_cents)}."
         )
@@ -220,7 +227,8 @@ def status_payload(job, now, request):
         "id": job.pk,
         "status": job.status,
         "label": job.get_status_display(),
-        "inFlight": job.in_flight,
+        # Whether the page should keep asking (a job waiting for approval may move on).
+        "inFlight": job.may_still_change,
         "progress": job.progress,
         "eta": job.estimated_completion_at.isoformat() if job.estimated_completion_at else None,
         "slow": job.is_slow(now),
@@ -330,11 +338,13 @@ def job_delete_files(request, job_id):
     if request.method == "GET":
         files = job.files.order_by("kind")
         return render(request, "jobs/confirm_delete_files.html", {"job": job, "files": files})
+    sizes = list(job.files.values_list("size", flat=True))  # what is about to go, for the audit trail
     try:
         failed = archive.delete_files(job, request.user)
     except archive.NothingToDelete:
         messages.info(request, "The studio keeps no files of this video.")
         return redirect(job)
+    audit_trail.files_deleted(request, job, len(sizes), sum(sizes), len(failed))
     if failed:
         messages.error(
             request, f"{len(failed)} file(s) could not be removed from the storage; the log names them."
@@ -383,6 +393,7 @@ def _spend_request(request):
 
 @require_GET
 def spend_dashboard(request):
+    viewer = Viewer.for_request(request)
     form, scope, period = _spend_request(request)
     result = spend.report(scope, period)
     context = {
@@ -394,6 +405,9 @@ def spend_dashboard(request):
         "storage": storage_report(scope),
         "export_url": reverse("jobs:spend_export") + ("?" + request.GET.urlencode() if request.GET else ""),
         "warn_at_percent": budgets.WARN_AT_PERCENT,
+        "alerts_sent": alerts.sent_for(viewer, scope),
+        "bill": reconcile.spend_notes(viewer, period),
+        **raises_context(request, viewer, scope),
     }
     return render(request, "jobs/spend.html", context)
 
