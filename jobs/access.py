@@ -37,6 +37,24 @@ def profile_of(user):
     )
 
 
+def managers_of(team):
+    """A team's active managers, by name (none for no team)."""
+    if team is None:
+        return []
+    people = get_user_model().objects.filter(profile__team=team, profile__role=Role.MANAGER, is_active=True)
+    return list(people.order_by("username"))
+
+
+def told_of(team):
+    """The addresses told about a team's approval requests and budget alerts: its managers',
+    or staff's when no manager has one (someone must hear of it)."""
+    found = [person.email for person in managers_of(team) if person.email]
+    if found:
+        return found
+    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
+    return list(staff.order_by("username").values_list("email", flat=True))
+
+
 @dataclass(frozen=True)
 class Scope:
     """The jobs a person may account for: their own, their team's, or (staff) any team's."""

@@ -17,8 +17,8 @@ Rows are never deleted, so spend wobbling around a line (a refund, a failed job)
 re-arm it; the next month has new keys, and so has a changed limit (a new budget, a granted
 raise), which is judged afresh.
 
-Evaluated twice over: ``spend_changed`` right after a commit that raised someone's spend (the
-lifecycle calls it; a few queries per holder, and it never raises), and ``run_pass`` by the
+Evaluated twice over: ``spend_changed`` right after a commit that raised someone's spend (on
+the lifecycle's ``spend_rose`` signal; a few queries per holder, and it never raises), and ``run_pass`` by the
 worker on every pass for every holder with a budget (a fixed handful of queries in all),
 which catches what a dying request missed and the projection, which moves with the calendar.
 Sending is the worker's (``outbox.deliver_due``), so a slow mail server never holds up a submit.
@@ -30,16 +30,16 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
-from . import budgets, outbox, pricing
+from . import access, budgets, lifecycle, outbox, pricing
 from .models import (
     DEFAULT_ALERT_THRESHOLDS,
     BudgetAlert,
     BudgetRaise,
     Profile,
-    Role,
     SpendMonth,
     Team,
     parse_thresholds,
@@ -88,6 +88,11 @@ class Holder:
 # --- evaluating ----------------------------------------------------------------------------
 
 
+@receiver(lifecycle.spend_rose)
+def _on_spend_rose(sender, owner_id, team_id, **kwargs):
+    spend_changed(owner_id, team_id)
+
+
 def spend_changed(owner_id, team_id, now=None):
     """Committed spend of this person and team rose (called after the commit): raise the
     alerts of their budgets that it crossed. Never raises: the worker's pass tries again."""
@@ -131,19 +136,36 @@ def crossed(holder, now):
 
 def _raise_crossed(holders, now, recorded):
     """Record every crossed line not yet recorded; return the alerts this process made."""
+    keys, told = recorded
     made = []
     for holder in holders:
         try:
             for line in crossed(holder, now):
-                if holder.key(line) not in recorded:
-                    made.append(_record(holder, line, now))
+                if holder.key(line) not in keys:
+                    made.append(_record(holder, line, now, tell=_news(holder, line, told)))
         except Exception:  # one holder's trouble must not silence the others
             log.exception("Budget alerts of %s not evaluated", holder.budget.name)
     return [alert for alert in made if alert is not None]
 
 
-def _record(holder, line, now):
-    """Create the alert and queue its messages, or return None when another process has."""
+def _news(holder, line, told):
+    """Whether crossing ``line`` tells the holder something. Not when only a changed limit
+    moved it under spend they were already told of this month by as high a line (a raise
+    after the 80 % alert brings no "50 % used"); a line never reached before always is."""
+    if line == PROJECTED:
+        return True
+    percent, limit = int(line), holder.budget.alert_limit
+    earlier = [
+        spent
+        for told_limit, told_line, spent in told.get(holder.key(line)[:3], ())
+        if told_limit != limit and told_line != PROJECTED and int(told_line) >= percent
+    ]
+    return not earlier or limit * percent // 100 > max(earlier)
+
+
+def _record(holder, line, now, tell=True):
+    """Create the alert and queue its messages (none when ``tell`` is False), or return None
+    when another process has."""
     budget = holder.budget
     with transaction.atomic():  # the alert and its messages: both or neither
         try:
@@ -154,26 +176,32 @@ def _record(holder, line, now):
                     limit_micro_cents=budget.alert_limit,
                     line=line,
                     spent_micro_cents=budget.spent,
+                    told=tell,
                     created_at=now,
                 )
         except IntegrityError:
             return None
-        _queue(holder, alert, now)
+        if tell:
+            _queue(holder, alert, now)
     return alert
 
 
 def _recorded(holders, narrow):
-    """The keys already recorded for the holders' months (``narrow``: theirs only)."""
+    """(the keys already recorded for the holders' months, {(holder, month): [(limit, line,
+    spent)]} of the alerts that were told); ``narrow``: the holders' own rows only."""
     rows = BudgetAlert.objects.filter(month__in={holder.budget.month for holder in holders})
     if narrow:
         owners = [h.budget.holder[1] for h in holders if not h.is_team]
         teams = [h.budget.holder[1] for h in holders if h.is_team]
         rows = rows.filter(Q(owner_id__in=owners) | Q(team_id__in=teams))
-    fields = ("owner_id", "team_id", "month", "limit_micro_cents", "line")
-    return {
-        ("owner_id", owner, *rest) if owner is not None else ("team_id", team, *rest)
-        for owner, team, *rest in rows.values_list(*fields)
-    }
+    fields = ("owner_id", "team_id", "month", "limit_micro_cents", "line", "spent_micro_cents", "told")
+    keys, told = set(), {}
+    for owner, team, month, limit, line, spent, was_told in rows.values_list(*fields):
+        holder = ("owner_id", owner) if owner is not None else ("team_id", team)
+        keys.add((*holder, month, limit, line))
+        if was_told:
+            told.setdefault((*holder, month), []).append((limit, line, spent))
+    return keys, told
 
 
 # --- the holders and their budgets ---------------------------------------------------------
@@ -286,11 +314,10 @@ def _queue(holder, alert, now):
 
 
 def _recipients(holder):
-    """A person's own budget tells the person; a team's, the team's managers."""
+    """A person's own budget tells the person; a team's, the team's managers (or staff)."""
     if not holder.is_team:
         return [holder.user.email] if holder.user.is_active else []
-    managers = Profile.objects.filter(team=holder.team, role=Role.MANAGER, user__is_active=True)
-    return list(managers.values_list("user__email", flat=True))
+    return access.told_of(holder.team)
 
 
 def wording_for(holder, alert):
@@ -387,7 +414,7 @@ def sent_for(viewer, scope, now=None):
     months = {month_start(now + timedelta(hours=hours), zone_named("UTC")) for hours in (-12, 14)}
     rows = (
         _visible(viewer, scope)
-        .filter(month__in=months)
+        .filter(month__in=months, told=True)
         .select_related("team", "owner__profile")
         .annotate(
             messages_count=Count("messages"),

@@ -18,12 +18,11 @@ once. The requester is told either way, by email and on their next page.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import audit, budgets, lifecycle, notices, outbox, pricing
+from . import access, audit, budgets, lifecycle, notices, outbox, pricing
 from .models import (
     ApprovalReason,
     ApprovalRequest,
@@ -60,6 +59,9 @@ def reason_to_ask(user, locked, cost):
     team = locked.team
     if team is None or decides_for_team(user, locked.profile):
         return None
+    over = locked.over(cost)
+    if over and not team.members_may_ask:
+        return None  # a budget refuses it, whatever its price
     limit = team.approval_above_micro_cents
     if limit is not None and cost > limit:
         return Ask(
@@ -67,8 +69,7 @@ def reason_to_ask(user, locked, cost):
             f"It costs {pricing.format_dollars(cost)}; team {team.name} asks a manager to approve any video "
             f"above {pricing.format_dollars(limit)}.",
         )
-    over = locked.over(cost)
-    if over and team.members_may_ask:
+    if over:
         return Ask(
             ApprovalReason.OVER_BUDGET, str(budgets.OverBudget(over[0], cost)).replace("Not sent: ", "")
         )
@@ -93,10 +94,7 @@ def form_rule(user, profile):
 
 def approvers(team):
     """Who may approve a job of ``team``: its managers (staff may too, from /approvals/)."""
-    if team is None:
-        return []
-    people = get_user_model().objects.filter(profile__team=team, profile__role=Role.MANAGER, is_active=True)
-    return list(people.order_by("username"))
+    return access.managers_of(team)
 
 
 def may_decide(user, job):
@@ -162,9 +160,7 @@ def open_request(job, ask, *, request=None, now=None):
         f"Approve or decline it here: {link}\n"
         f"Without a decision it is declined on {timezone.localtime(now + EXPIRES_AFTER):%B %-d}."
     )
-    outbox.queue_email(
-        [person.email for person in approvers(job.team)], f"{owner} asks to make a {price} video", body
-    )
+    outbox.queue_email(access.told_of(job.team), f"{owner} asks to make a {price} video", body)
 
 
 # --- deciding -------------------------------------------------------------------------
@@ -188,29 +184,59 @@ def _already(job, request):
 
 
 def approve(job_id, decider, note="", *, request=None, now=None):
-    """Approve the job and commit it as sending (``submission.approve_and_send`` sends it);
-    return it. Raises ``NotWaiting``, or ``Job.DoesNotExist`` when it is not the decider's."""
+    """Approve the job and commit it as sending (``submission.approve_and_send`` sends it and
+    tells the requester); return it. Raises ``NotWaiting`` (decided already, or its owner has
+    left the team since asking, which declines it), or ``Job.DoesNotExist`` when it is not
+    the decider's to decide."""
     now = now or timezone.now()
     with transaction.atomic():
         job = _locked_waiting(job_id, decider)
         locked = budgets.lock(job.owner, now)
-        raises = [
-            BudgetRaise.objects.create(
-                **budget.holder_filter,
-                month=budget.month,
-                amount_micro_cents=job.estimated_micro_cents,
-                reason=f"Approved video #{job.pk} over {budget.name}",
-                granted_by=decider,
-                granted_at=now,
-                job=job,
-            )
-            for budget in locked.over(job.estimated_micro_cents)
-        ]
-        lifecycle.approved(job, team=locked.team, now=now)
-        _decide(job, Decision.APPROVED, decider, note, now)
-        _record_decision(job, AuditAction.APPROVED, decider, note, request, raises)
-        _tell_requester(job, "approved", decider, note)
+        gone = _owner_gone(job, locked)
+        if gone:
+            lifecycle.declined(job, now=now)
+            _decide(job, Decision.DECLINED, decider, gone, now)
+            _record_decision(job, AuditAction.DECLINED, decider, gone, request)
+            _tell_requester(job, "declined", decider, gone)
+        else:
+            raises = _raise_for(job, locked, decider, now)
+            lifecycle.approved(job, team=locked.team, now=now)
+            _decide(job, Decision.APPROVED, decider, note, now)
+            _record_decision(job, AuditAction.APPROVED, decider, note, request, raises)
+    if gone:
+        raise NotWaiting(f"Video #{job.pk} was not sent: {gone}")
     return job
+
+
+def _owner_gone(job, locked):
+    """Why the job can no longer be made for the team that was asked, or ""."""
+    owner = job.owner.get_username()
+    if not job.owner.is_active:
+        return f"{owner}'s account has been closed since asking."
+    if (locked.team.pk if locked.team else None) != job.team_id:
+        return f"{owner} has changed teams since asking; they can send it again from their new team."
+    return ""
+
+
+def _raise_for(job, locked, decider, now):
+    """Raise each budget the job no longer fits by exactly its price, for this month."""
+    return [
+        BudgetRaise.objects.create(
+            **budget.holder_filter,
+            month=budget.month,
+            amount_micro_cents=job.estimated_micro_cents,
+            reason=f"Approved video #{job.pk} over {budget.name}",
+            granted_by=decider,
+            granted_at=now,
+            job=job,
+        )
+        for budget in locked.over(job.estimated_micro_cents)
+    ]
+
+
+def approved_and_sent(job, decider, note):
+    """Tell the requester what became of their approved job once it was sent (or refused)."""
+    _tell_requester(job, "approved" if job.status != Status.REFUSED else "refused", decider, note)
 
 
 def decline(job_id, decider, note="", *, request=None, now=None):
@@ -285,6 +311,8 @@ def _tell_requester(job, outcome, decider, note):
     who = decider.get_username() if decider is not None else ""
     text = {
         "approved": f"{who} approved your {price} video #{job.pk}; it is being made now.",
+        "refused": f"{who} approved your {price} video #{job.pk}, but PixelByte refused it: "
+        f"{job.error_message} Nothing was charged.",
         "declined": f"{who} declined your {price} video #{job.pk}; nothing was charged.",
         "expired": f"Your {price} video #{job.pk} was not approved within 7 days, so it was not made; "
         "nothing was charged.",
@@ -293,12 +321,11 @@ def _tell_requester(job, outcome, decider, note):
         text += f" Reason: {note}"
     url = reverse("jobs:detail", args=[job.pk])
     notices.tell(job.owner_id, text, url=url, level="success" if outcome == "approved" else "warning")
-    message = outbox.queue_email(
+    outbox.queue_email(
         [job.owner.email],
-        f"Your video #{job.pk} was {'approved' if outcome == 'approved' else 'not approved'}",
+        f"Your video #{job.pk} was {'approved' if outcome in ('approved', 'refused') else 'not approved'}",
         f"{text}\n\nPrompt: {job.prompt}\n\n{outbox.studio_link(url)}",
     )
-    outbox.deliver_soon(message)
 
 
 # --- raises ---------------------------------------------------------------------------

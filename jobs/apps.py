@@ -6,4 +6,4 @@ class JobsConfig(AppConfig):
     verbose_name = "Kling Studio jobs"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import alerts, checks  # noqa: F401  (the system checks; alerts listen to the lifecycle)

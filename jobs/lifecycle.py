@@ -33,9 +33,10 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
-from . import alerts, rollup
+from . import rollup
 from .models import TERMINAL, ArchiveStatus, Job, Status, Verdict
 from .pixelbyte import RemoteJob
 
@@ -93,12 +94,18 @@ class Outcome(enum.StrEnum):
         return self in (Outcome.APPLIED, Outcome.FILLED)
 
 
+# Sent once a change that raised someone's committed spend is committed (a refund sends
+# nothing): budget alerts listen (``jobs.alerts``), with ``owner_id`` and ``team_id``.
+spend_rose = Signal()
+
+
 def _moved(job, was):
-    """Move the job's holders' spend rows; when spend rose, evaluate their budget alerts
-    once the change is committed (a refund never re-arms an alert)."""
+    """Move the job's holders' spend rows; when spend rose, say so once it is committed."""
     if rollup.moved(job, was) > 0:
         owner_id, team_id = job.owner_id, job.team_id
-        transaction.on_commit(lambda: alerts.spend_changed(owner_id, team_id), robust=True)
+        transaction.on_commit(
+            lambda: spend_rose.send_robust(Job, owner_id=owner_id, team_id=team_id), robust=True
+        )
 
 
 def may_move(old, new):

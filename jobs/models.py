@@ -729,6 +729,9 @@ class BudgetAlert(models.Model):
     )
     line = models.CharField(max_length=16, help_text='A percentage ("80") or "projected".')
     spent_micro_cents = models.BigIntegerField(help_text="The month's spend when the line was crossed.")
+    # False: crossed only because the limit changed, at spend the holder was already told of
+    # this month (after a raise, say): kept so it is not raised again, but not sent.
+    told = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -5,8 +5,7 @@ so the message exists exactly when the decision does) and never waits for delive
 The worker (``sync_jobs``) calls ``deliver_due`` every pass: each message is claimed
 with a conditional update, so two workers never send one twice, sent, and marked sent;
 a failure is retried with a growing delay, and given up (and logged) after
-``MAX_ATTEMPTS``. ``deliver_soon`` lets a request that has just decided something (a
-manager's approval) try at once after its commit, with the worker as the fallback.
+``MAX_ATTEMPTS``.
 """
 
 import logging
@@ -15,7 +14,6 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -59,13 +57,6 @@ def _due(now):
     return {"created_at": now, "next_attempt_at": now} if now is not None else {}
 
 
-def deliver_soon(*messages):
-    """Try these queued messages once the current transaction commits (the worker retries)."""
-    ids = [message.pk for message in messages if message is not None]
-    if ids:
-        transaction.on_commit(lambda: deliver(OutgoingMessage.objects.filter(pk__in=ids)))
-
-
 def deliver_due(now=None):
     """Send every message whose attempt is due; return how many were sent."""
     now = now or timezone.now()
@@ -74,11 +65,19 @@ def deliver_due(now=None):
 
 
 def deliver(messages, now=None):
+    """Try each message once. After a failure, the rest of the pass leaves that way out (the
+    mail server, or one team's chat): a silent server costs one timeout a pass, not one per
+    message, so it never holds the worker up for long."""
     now = now or timezone.now()
-    sent = 0
+    sent, stalled = 0, set()
     for message in messages:
-        if _claim(message, now):
-            sent += _attempt(message, now)
+        way = (message.channel, message.team_id if message.channel == Channel.CHAT else None)
+        if way in stalled or not _claim(message, now):
+            continue
+        if _attempt(message, now):
+            sent += 1
+        else:
+            stalled.add(way)
     return sent
 
 

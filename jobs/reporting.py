@@ -27,7 +27,8 @@ class StudioExceptionReporterFilter(SafeExceptionReporterFilter):
     # Django's names plus a few more; META keys match too (HTTP_AUTHORIZATION, HTTP_COOKIE,
     # HTTP_X_PIXELBYTE_SIGNATURE).
     hidden_settings = re.compile(
-        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL|PRIVATE|DATABASE_URL", flags=re.I
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL|PRIVATE|DATABASE_URL|EMAIL_URL",
+        flags=re.I,
     )
 
     def is_active(self, request):

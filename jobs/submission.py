@@ -69,7 +69,9 @@ def approve_and_send(job_id, decider, note="", *, request=None, client=None):
     breaker = throttle.check_submit()
     job = approvals.approve(job_id, decider, note, request=request)
     with pixelbyte.client_or_default(client) as api:
-        return send(job, api, breaker)
+        job = send(job, api, breaker)
+    approvals.approved_and_sent(job, decider, note)
+    return job
 
 
 def _own(job, user):

@@ -261,7 +261,7 @@ def test_a_raise_changes_the_limit_and_the_lines_are_judged_afresh(smtp, animati
     assert sorted(BudgetAlert.objects.values_list("limit_micro_cents", flat=True)) == [DOLLAR, 2 * DOLLAR]
 
 
-def test_a_lowered_budget_tells_every_line_it_now_passes(smtp, animation, owner):
+def test_a_lowered_budget_tells_the_lines_it_now_passes_that_were_never_told(smtp, animation, owner):
     for _ in range(3):
         spend(owner, animation)
     worker_pass(on(3, 18))
@@ -269,9 +269,8 @@ def test_a_lowered_budget_tells_every_line_it_now_passes(smtp, animation, owner)
     animation.save()
     worker_pass(on(3, 19))
     worker_pass(on(3, 20))
-    assert smtp.subjects() == sorted(
-        [team_subject(50), team_subject(50), team_subject(80), team_subject(100)]
-    )
+    # The 50 % line was told at this very spend: only the 80 % and 100 % lines are news.
+    assert smtp.subjects() == sorted([team_subject(50), team_subject(80), team_subject(100)])
     over = next(mail for mail in smtp.mails if "100%" in mail.subject)
     assert "$0.675 of $0.60 spent in" in over.body and "(112%)" in over.body and "$0.075 over." in over.body
 
@@ -362,6 +361,15 @@ def test_the_teams_chat_hears_both_kinds_of_alert_as_json_text(smtp, animation, 
 
 
 # --- delivery trouble -----------------------------------------------------------------------
+
+
+def test_a_silent_mail_server_costs_one_attempt_a_pass_not_one_per_message(settings, db):
+    send_mail_to(settings, closed_port())
+    for n in range(3):
+        outbox.queue_email([f"person{n}@example.com"], f"Message {n}", "Body")
+    assert outbox.deliver_due() == 0
+    # The first failure puts off the rest of this pass's mail: the worker moves on.
+    assert sorted(OutgoingMessage.objects.values_list("attempts", flat=True)) == [0, 0, 1]
 
 
 def test_with_the_mail_server_down_the_submit_succeeds_and_the_mail_follows_once_it_is_up(
@@ -537,3 +545,25 @@ def test_concurrent_submits_and_workers_send_each_line_once(smtp):
     assert smtp.subjects() == [team_subject(50), team_subject(80)]
     assert all(mail.to == ["boss@example.com"] for mail in smtp.mails)
     assert BudgetAlert.objects.count() == OutgoingMessage.objects.filter(sent_at__isnull=False).count() == 2
+
+
+def test_a_raise_does_not_repeat_a_line_below_what_the_holder_was_already_told(manager, owner, team):
+    """After the 80 % alert, a raise moves the 50 % line under the spend already reported:
+    nothing new to tell. Spend then passing 80 % of the raised budget is news."""
+    from jobs import approvals
+
+    team.monthly_budget_micro_cents, team.alert_on_projection = 1_000_000, False
+    team.save()
+    manager.email = "manager@example.com"
+    manager.save()
+    make_job(owner, team=team, estimated_micro_cents=850_000)
+    alerts.run_pass()
+    assert sorted(a.line for a in BudgetAlert.objects.filter(team=team)) == ["50", "80"]
+    approvals.grant_raise(granter=manager, amount=500_000, reason="Launch", team=team)
+    alerts.run_pass()  # $0.85 of $1.50: the 50 % line ($0.75) is below the $0.85 already told
+    quiet = BudgetAlert.objects.get(team=team, limit_micro_cents=1_500_000)
+    assert quiet.line == "50" and not quiet.told and not quiet.messages.exists()
+    make_job(owner, team=team, estimated_micro_cents=400_000)  # $1.25 of $1.50: 83 %
+    alerts.run_pass()
+    news = BudgetAlert.objects.get(team=team, limit_micro_cents=1_500_000, line="80")
+    assert news.told and news.messages.exists()

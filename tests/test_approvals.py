@@ -328,3 +328,69 @@ def test_members_and_other_teams_managers_cannot_grant_raises(client, owner, out
         response = client.post(reverse("jobs:grant_raise"), {"holder": "team", "amount": "1", "reason": "x"})
         assert response.status_code == 404
     assert not BudgetRaise.objects.exists()
+
+
+def test_the_approvals_page_reads_each_requester_once(client, owner, teammate, manager, sandbox, team):
+    ask(owner, quality="pro", duration="10")
+    client.force_login(manager)
+    client.get(APPROVALS)
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(db) as one:
+        client.get(APPROVALS)
+    for person in (owner, owner, teammate, teammate, owner):
+        ask(person, quality="pro", duration="10")
+    with CaptureQueriesContext(db) as six:
+        client.get(APPROVALS)
+    # Six requests from two people: one more requester's reads, not five more requests'.
+    assert len(six) - len(one) <= 4
+
+
+def test_a_budget_refuses_an_expensive_job_when_members_may_not_ask(owner, sandbox, team):
+    team.monthly_budget_micro_cents = 500_000  # the approval limit is $0.50 too
+    team.save()
+    with pytest.raises(budgets.OverBudget):
+        ask(owner, quality="pro", duration="10")  # $0.675: over the budget, not a request
+    assert not Job.objects.exists()
+
+
+def test_a_request_whose_owner_changed_teams_is_declined_not_charged_to_the_new_team(
+    client, owner, manager, sandbox, team
+):
+    job = ask(owner, quality="pro", duration="10")
+    elsewhere = make_team("Elsewhere", monthly_budget_micro_cents=100_000)
+    owner.profile.team = elsewhere
+    owner.profile.save()
+    client.force_login(manager)
+    page = client.post(approve_url(job), follow=True).content.decode()
+    assert "has changed teams since asking" in page
+    job.refresh_from_db()
+    assert job.status == Status.DECLINED and job.team == team and job.billed_micro_cents == 0
+    assert sandbox.submit_count == 0
+    assert not BudgetRaise.objects.exists()
+    assert budgets.team_budget(elsewhere).spent == 0
+
+
+def test_the_requester_hears_what_became_of_the_job_after_it_was_sent(
+    client, owner, manager, sandbox, team, emails
+):
+    job = ask(owner, prompt="A storm at sea [balance]", quality="pro", duration="10")
+    client.force_login(manager)
+    client.post(approve_url(job))
+    job.refresh_from_db()
+    assert job.status == Status.REFUSED
+    outbox.deliver_due()
+    (message,) = [m for m in mail.outbox if m.to == ["owner@example.com"]]
+    assert "PixelByte refused it" in message.body and "Nothing was charged" in message.body
+    assert "being made now" not in message.body
+
+
+def test_a_team_with_no_manager_tells_staff_of_requests(owner, staff, sandbox, team, manager):
+    manager.profile.role = "member"
+    manager.profile.save()
+    staff.email = "staff@example.com"
+    staff.save()
+    ask(owner, quality="pro", duration="10")
+    outbox.deliver_due()
+    assert [m.to for m in mail.outbox] == [["staff@example.com"]]

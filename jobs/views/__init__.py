@@ -191,6 +191,7 @@ def health(request):
 STATUS_FIELDS = (
     "pk",
     "status",
+    "team",  # a job awaiting approval names its team's managers
     "aspect_ratio",
     "progress",
     "created_at",

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import approvals, budgets, pricing, rollup
@@ -24,28 +25,38 @@ def _decider(request):
     return viewer
 
 
-def _request_row(job):
-    """What a manager needs to decide: the budgets the job affects after approval and the
-    requester's month so far."""
-    owner_profile = Profile.objects.filter(user_id=job.owner_id).select_related("team").first()
-    team = owner_profile.team if owner_profile else None
-    shown = (
-        (budgets.person_budget(job.owner, owner_profile), None),
-        (budgets.team_budget(team), f"Team budget ({team.name})" if team else ""),
-    )
-    affected = [
-        {
-            "name": label or budget.name,
-            "budget": budget,
-            "after": budget.spent + job.estimated_micro_cents,
-            "over_by": budget.over_by(job.estimated_micro_cents),
-        }
-        for budget, label in shown
-        if budget is not None
-    ]
-    zone = rollup.zone_named(owner_profile.time_zone if owner_profile else "")
-    month = budgets.month_of(job.created_at, zone)[0].date()
-    return {"job": job, "affected": affected, "month_so_far": rollup.spent(month, owner_id=job.owner_id)}
+def _request_rows(jobs):
+    """What a manager needs to decide each request: the budgets it affects after approval and
+    the requester's month so far, read once per requester and per team."""
+    people, teams, rows = {}, {}, []
+    for job in jobs:
+        if job.owner_id not in people:
+            people[job.owner_id] = _person_now(job.owner)
+        profile, person_budget, so_far = people[job.owner_id]
+        team = profile.team if profile else None
+        if team not in teams:
+            teams[team] = budgets.team_budget(team)
+        shown = ((person_budget, None), (teams[team], f"Team budget ({team.name})" if team else ""))
+        affected = [
+            {
+                "name": label or budget.name,
+                "budget": budget,
+                "after": budget.spent + job.estimated_micro_cents,
+                "over_by": budget.over_by(job.estimated_micro_cents),
+            }
+            for budget, label in shown
+            if budget is not None
+        ]
+        rows.append({"job": job, "affected": affected, "month_so_far": so_far})
+    return rows
+
+
+def _person_now(user):
+    """(profile, own budget or None, spend this month) of a requester, now."""
+    profile = Profile.objects.filter(user_id=user.pk).select_related("team").first()
+    zone = rollup.zone_named(profile.time_zone if profile else "")
+    month = budgets.month_of(timezone.now(), zone)[0].date()
+    return profile, budgets.person_budget(user, profile), rollup.spent(month, owner_id=user.pk)
 
 
 @require_GET
@@ -53,7 +64,7 @@ def approval_list(request):
     viewer = _decider(request)
     waiting = list(approvals.waiting_for(viewer)[:100])
     context = {
-        "rows": [_request_row(job) for job in waiting],
+        "rows": _request_rows(waiting),
         "decided": approvals.decided_for(viewer),
         "form": DecisionForm(),
     }
