@@ -59,7 +59,7 @@ def reason_to_ask(user, locked, cost):
     team = locked.team
     if team is None or decides_for_team(user, locked.profile):
         return None
-    over = locked.over(cost)
+    over = locked.over(cost, kinds=("user", "team"))  # a token's own cap is never asked past
     if over and not team.members_may_ask:
         return None  # a budget refuses it, whatever its price
     limit = team.approval_above_micro_cents
@@ -191,7 +191,7 @@ def approve(job_id, decider, note="", *, request=None, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         job = _locked_waiting(job_id, decider)
-        locked = budgets.lock(job.owner, now)
+        locked = budgets.lock(job.owner, now, token=job.api_token)
         gone = _owner_gone(job, locked)
         if gone:
             lifecycle.declined(job, now=now)
@@ -230,7 +230,7 @@ def _raise_for(job, locked, decider, now):
             granted_at=now,
             job=job,
         )
-        for budget in locked.over(job.estimated_micro_cents)
+        for budget in locked.over(job.estimated_micro_cents, kinds=("user", "team"))
     ]
 
 

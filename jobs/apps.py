@@ -6,4 +6,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Kling Studio jobs"
 
     def ready(self):
-        from . import alerts, checks  # noqa: F401  (the system checks; alerts listen to the lifecycle)
+        # The system checks; alerts and callbacks listen to the lifecycle.
+        from . import alerts, callbacks, checks  # noqa: F401

@@ -26,7 +26,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import access, pricing, rollup
-from .models import BudgetRaise, Profile, Team
+from .models import ApiToken, BudgetRaise, Profile, Team
 from .rollup import zone_named
 
 WARN_AT_PERCENT = 80
@@ -34,7 +34,7 @@ WARN_AT_PERCENT = 80
 
 @dataclass(frozen=True)
 class Budget:
-    kind: str  # "user" or "team"
+    kind: str  # "user", "team" or "token"
     name: str  # how a person reads it: "your monthly budget"
     limit: int  # the base budget plus this month's raises
     spent: int
@@ -122,7 +122,8 @@ def raises_of(month, **holder):
 
 def _budget(kind, name, base, zone_name, now, **holder):
     start, end = month_of(now, zone_named(zone_name))
-    extra, approvals = raises_of(start.date(), **holder)
+    # Raises are granted to people and teams; a token's own budget is its person's to set.
+    extra, approvals = (0, 0) if "token_id" in holder else raises_of(start.date(), **holder)
     spent = rollup.spent(start.date(), **holder)
     ((field, pk),) = holder.items()
     return Budget(
@@ -147,6 +148,19 @@ def _team_budget(team, now):
     return _budget("team", name, team.monthly_budget_micro_cents, team.time_zone, now, team_id=team.pk)
 
 
+def _token_budget(token, profile, now):
+    zone = profile.time_zone if profile is not None else ""
+    name = f"the token's monthly budget ({token.name})"
+    return _budget("token", name, token.monthly_budget_micro_cents, zone, now, token_id=token.pk)
+
+
+def token_budget(token, profile, now=None):
+    """An API token's own budget this month (None without one); its month is its person's."""
+    if token is None or token.monthly_budget_micro_cents is None:
+        return None
+    return _token_budget(token, profile, now or timezone.now())
+
+
 def person_budget(user, profile, now=None, name=None):
     """A person's own budget this month (None without one), named for others to read."""
     if profile is None or profile.monthly_budget_micro_cents is None:
@@ -168,10 +182,11 @@ def budgets_for(user, now=None):
     return budgets_of(user, access.profile_of(user), now)
 
 
-def budgets_of(user, profile, now=None):
-    """``budgets_for`` with the user's profile (or None) already read, as a viewer has it."""
+def budgets_of(user, profile, now=None, token=None):
+    """``budgets_for`` with the user's profile (or None) already read, as a viewer has it;
+    with ``token``, the token's own budget first."""
     now = now or timezone.now()
-    found = []
+    found = [b for b in [token_budget(token, profile, now)] if b is not None]
     if profile is not None and profile.monthly_budget_micro_cents is not None:
         found.append(_user_budget(user, profile, now))
     if (
@@ -198,28 +213,32 @@ class Locked:
     profile: Profile | None
     budgets: list
 
-    def over(self, cost):
-        """The budgets ``cost`` would pass, in the order they are checked."""
-        return [budget for budget in self.budgets if not budget.fits(cost)]
+    def over(self, cost, kinds=("user", "team", "token")):
+        """The budgets (of ``kinds``) ``cost`` would pass, in the order they are checked."""
+        return [budget for budget in self.budgets if budget.kind in kinds and not budget.fits(cost)]
 
 
-def lock(user, now=None):
-    """Lock ``user``'s budget holders and read their budgets; must run inside the transaction
-    that records (or sends) the job, so two submissions can never share the same headroom."""
+def lock(user, now=None, token=None):
+    """Lock ``user``'s budget holders (and ``token``, an API token sending the job) and read
+    their budgets; must run inside the transaction that records (or sends) the job, so two
+    submissions can never share the same headroom. Order: team, person, token."""
     if not connection.in_atomic_block:
         raise transaction.TransactionManagementError(
             "Budgets must be checked inside the transaction that records the job."
         )
     now = now or timezone.now()
     profile = Profile.objects.filter(user_id=user.pk).first()
-    if profile is None:
-        return Locked(None, None, [])
-    team, profile = _lock(profile)
-    budgets = []
-    if profile.monthly_budget_micro_cents is not None:
-        budgets.append(_user_budget(user, profile, now))
-    if team is not None and team.monthly_budget_micro_cents is not None:
-        budgets.append(_team_budget(team, now))
+    team, budgets = None, []
+    if profile is not None:
+        team, profile = _lock(profile)
+        if profile.monthly_budget_micro_cents is not None:
+            budgets.append(_user_budget(user, profile, now))
+        if team is not None and team.monthly_budget_micro_cents is not None:
+            budgets.append(_team_budget(team, now))
+    if token is not None:
+        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if token.monthly_budget_micro_cents is not None:
+            budgets.append(_token_budget(token, profile, now))
     return Locked(team, profile, budgets)
 
 

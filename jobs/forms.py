@@ -163,6 +163,8 @@ STATUS_FILTERS = [
     ("cancelled", "Cancelled"),
     ("refused", "Not sent"),
     ("unknown", "Outcome unknown"),
+    ("awaiting", "Awaiting approval"),
+    ("declined", "Declined"),
 ]
 
 

@@ -97,6 +97,14 @@ class Outcome(enum.StrEnum):
 # Sent once a change that raised someone's committed spend is committed (a refund sends
 # nothing): budget alerts listen (``jobs.alerts``), with ``owner_id`` and ``team_id``.
 spend_rose = Signal()
+# Sent once a job reached a final status (completed, failed, cancelled, refused, declined)
+# and that is committed, with ``job_id``: job callbacks listen (``jobs.callbacks``).
+job_ended = Signal()
+
+
+def _ended(job):
+    job_id = job.pk
+    transaction.on_commit(lambda: job_ended.send_robust(Job, job_id=job_id), robust=True)
 
 
 def _moved(job, was):
@@ -169,6 +177,8 @@ def apply_to_locked(job, remote, *, now=None, refetch=False, authoritative=False
     if changed:
         job.save(update_fields=list(dict.fromkeys(changed)))
         _moved(job, was)
+    if outcome == Outcome.APPLIED and job.status in TERMINAL:
+        _ended(job)
     if outcome == Outcome.INVALID:
         log.warning(
             "job %s: PixelByte reported an unknown status %r; left as %s", job.pk, remote.status, job.status
@@ -290,6 +300,7 @@ def declined(job, *, now=None):
         raise ValueError(f"job {job.pk} is {job.status}, not awaiting approval")
     job.status, job.completed_at, job.updated_at, job.next_check_at = Status.DECLINED, now, now, None
     job.save(update_fields=["status", "completed_at", "updated_at", "next_check_at"])
+    _ended(job)
     return job
 
 
@@ -310,6 +321,8 @@ def _settle(job_id, status, fields, *, now):
             setattr(job, name, value)
         job.save(update_fields=["status", "updated_at", *fields])
         _moved(job, was)
+        if status in TERMINAL:
+            _ended(job)
     return True
 
 

@@ -213,6 +213,12 @@ class Job(models.Model):
     project = models.CharField(max_length=100, blank=True, help_text="A label to charge the spend to.")
     # One per rendered form: a second post with the same key finds this job.
     submission_key = models.UUIDField(unique=True)
+    # Sent through the JSON API with this token (None: from the form).
+    api_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    # Where the studio posts the job's JSON when it ends (an API submit's ``webhook_url``).
+    callback_url = models.URLField(max_length=2000, blank=True)
 
     model_slug = models.CharField(max_length=200)
     prompt = models.TextField()
@@ -308,6 +314,12 @@ class Job(models.Model):
                 fields=["archive_next_at"],
                 name="job_archive_due",
                 condition=Q(archive_next_at__isnull=False),
+            ),
+            # Job callbacks: API jobs with a callback URL that ended lately (a lost signal).
+            models.Index(
+                fields=["updated_at"],
+                name="job_callback_ended",
+                condition=Q(api_token__isnull=False) & ~Q(callback_url=""),
             ),
         ]
         constraints = [
@@ -536,6 +548,59 @@ class WebhookTally(models.Model):
         return f"{self.count} × {self.get_verdict_display()} at {self.minute:%Y-%m-%d %H:%M}"
 
 
+class TokenScope(models.TextChoices):
+    SUBMIT = "submit", "Submit jobs"
+    READ = "read", "Read jobs, spend and files"
+
+
+class ApiToken(models.Model):
+    """A person's key to the JSON API (see jobs.tokens): only its hash and first characters
+    are kept; it acts as its person, within its scopes and its own budget."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The token's first characters, to tell it apart.")
+    key_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the token.")
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    monthly_budget_micro_cents = models.BigIntegerField(
+        null=True, blank=True, help_text="Optional monthly limit of the token's own, in micro-cents."
+    )
+    # Signs the job callbacks of jobs sent with this token (Standard Webhooks); shown once.
+    webhook_secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # /tokens/: a person's tokens, newest first.
+            models.Index(fields=["user", "-created_at"], name="token_user_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_budget_micro_cents__isnull=True) | Q(monthly_budget_micro_cents__gte=0),
+                name="token_budget_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        # Unique per token: the API's rate limit counts requests under this name.
+        return f"token {self.pk} ({self.prefix}…)"
+
+    def is_live(self, now=None):
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def allows(self, scope):
+        return scope in self.scopes
+
+
 class ArchivedFile(models.Model):
     """One file of a job kept in the studio's storage, written whole before this row exists."""
 
@@ -567,6 +632,8 @@ class SpendMonth(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # An API token's own budget (its month follows its person's zone).
+    token = models.ForeignKey("ApiToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     month = models.DateField(help_text="The first day of the month, in the holder's time zone.")
     billed_micro_cents = models.BigIntegerField(default=0)
     jobs = models.PositiveIntegerField(default=0)
@@ -580,9 +647,13 @@ class SpendMonth(models.Model):
             models.UniqueConstraint(
                 fields=["team", "month"], condition=Q(team__isnull=False), name="spend_month_one_per_team"
             ),
+            models.UniqueConstraint(
+                fields=["token", "month"], condition=Q(token__isnull=False), name="spend_month_one_per_token"
+            ),
             models.CheckConstraint(
-                condition=Q(owner__isnull=True, team__isnull=False)
-                | Q(owner__isnull=False, team__isnull=True),
+                condition=Q(owner__isnull=True, team__isnull=False, token__isnull=True)
+                | Q(owner__isnull=False, team__isnull=True, token__isnull=True)
+                | Q(owner__isnull=True, team__isnull=True, token__isnull=False),
                 name="spend_month_one_holder",
             ),
             models.CheckConstraint(condition=Q(billed_micro_cents__gte=0), name="spend_month_not_negative"),
@@ -758,6 +829,7 @@ class BudgetAlert(models.Model):
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     CHAT = "chat", "Chat webhook"
+    CALLBACK = "callback", "Job callback"
 
 
 class OutgoingMessage(models.Model):
@@ -767,11 +839,17 @@ class OutgoingMessage(models.Model):
     # Email addresses; for a chat message, empty (the team's webhook URL is read when sending).
     recipients = models.JSONField(default=list)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # An email's subject; for a job callback, its receiver (scheme, host and port), so the
+    # delivery loop can leave a silent receiver alone for a while.
+    # An email's subject; for a job callback, its receiver (scheme, host and port), so the
+    # delivery loop can leave a silent receiver alone for a while.
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField()
     alert = models.ForeignKey(
         BudgetAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
     )
+    # A job callback: the job it reports (posted to the job's ``callback_url``).
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="callbacks")
     created_at = models.DateTimeField(default=timezone.now)
     # When the worker should next try; None once sent or given up.
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
@@ -790,10 +868,30 @@ class OutgoingMessage(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(channel__in=Channel.values), name="message_channel_allowed"),
+            # A job's callback is queued once, whoever hears that it ended.
+            models.UniqueConstraint(
+                fields=["job"], condition=Q(channel="callback"), name="message_one_callback_per_job"
+            ),
         ]
 
     def __str__(self):
         return f"{self.get_channel_display()}: {self.subject or self.body[:60]}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at delivering a job callback, shown to the token's owner."""
+
+    message = models.ForeignKey(OutgoingMessage, on_delete=models.CASCADE, related_name="tries")
+    at = models.DateTimeField(default=timezone.now)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.at:%H:%M:%S} {self.http_status or self.error}"
 
 
 class AuditAction(models.TextChoices):

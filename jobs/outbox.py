@@ -5,7 +5,8 @@ so the message exists exactly when the decision does) and never waits for delive
 The worker (``sync_jobs``) calls ``deliver_due`` every pass: each message is claimed
 with a conditional update, so two workers never send one twice, sent, and marked sent;
 a failure is retried with a growing delay, and given up (and logged) after
-``MAX_ATTEMPTS``.
+``MAX_ATTEMPTS``. Job callbacks are messages too, but ``jobs.callbacks`` delivers them,
+on threads of their own, with ``claim``, ``mark_sent`` and ``put_off`` from here.
 """
 
 import logging
@@ -58,9 +59,15 @@ def _due(now):
 
 
 def deliver_due(now=None):
-    """Send every message whose attempt is due; return how many were sent."""
+    """Send every email and chat message whose attempt is due; return how many were sent.
+    (Job callbacks are left to ``jobs.callbacks``: a receiver that never answers must not
+    hold up this pass.)"""
     now = now or timezone.now()
-    due = OutgoingMessage.objects.filter(next_attempt_at__lte=now).order_by("next_attempt_at")[:BATCH]
+    due = (
+        OutgoingMessage.objects.filter(next_attempt_at__lte=now)
+        .exclude(channel=Channel.CALLBACK)
+        .order_by("next_attempt_at")[:BATCH]
+    )
     return deliver(due, now)
 
 
@@ -72,7 +79,7 @@ def deliver(messages, now=None):
     sent, stalled = 0, set()
     for message in messages:
         way = (message.channel, message.team_id if message.channel == Channel.CHAT else None)
-        if way in stalled or not _claim(message, now):
+        if way in stalled or not claim(message, now):
             continue
         if _attempt(message, now):
             sent += 1
@@ -81,13 +88,18 @@ def deliver(messages, now=None):
     return sent
 
 
-def _claim(message, now):
-    """Take the message for ``CLAIM``: no other worker or request sends it meanwhile. Only
-    a message still due: one another worker tried (and put off) since it was read waits."""
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+def unclaimed(now):
+    """Messages no worker holds at ``now``."""
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+def claim(message, now):
+    """Take the message for ``CLAIM`` and count the attempt: no other worker or request
+    sends it meanwhile. Only a message still due: one another worker tried (and put off)
+    since it was read waits."""
     return bool(
         OutgoingMessage.objects.filter(
-            free, pk=message.pk, sent_at__isnull=True, next_attempt_at__lte=now
+            unclaimed(now), pk=message.pk, sent_at__isnull=True, next_attempt_at__lte=now
         ).update(claimed_until=now + CLAIM, attempts=message.attempts + 1)
     )
 
@@ -101,10 +113,21 @@ def _attempt(message, now):
     except Exception as exc:  # any transport failure is retried, never raised to the caller
         _failed(message, exc, now)
         return 0
+    mark_sent(message)
+    return 1
+
+
+def mark_sent(message):
     OutgoingMessage.objects.filter(pk=message.pk).update(
         sent_at=timezone.now(), next_attempt_at=None, claimed_until=None, last_error=""
     )
-    return 1
+
+
+def put_off(message, error, retry_at):
+    """Release a message after a failed attempt: due again at ``retry_at``, or (None) given up."""
+    OutgoingMessage.objects.filter(pk=message.pk).update(
+        next_attempt_at=retry_at, claimed_until=None, last_error=error
+    )
 
 
 def _post_chat(message):
@@ -128,9 +151,7 @@ def _failed(message, exc, now):
     give_up = attempts >= MAX_ATTEMPTS
     # Put off from the pass's clock, the one ``deliver_due`` compares it with.
     retry_at = None if give_up else now + timedelta(seconds=min(3600, 15 * 2 ** (attempts - 1)))
-    OutgoingMessage.objects.filter(pk=message.pk).update(
-        next_attempt_at=retry_at, claimed_until=None, last_error=error
-    )
+    put_off(message, error, retry_at)
     log.warning(
         "%s message %s not delivered (attempt %s%s): %s",
         message.get_channel_display(),

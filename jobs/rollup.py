@@ -1,7 +1,7 @@
 """Each budget holder's committed spend per month, kept exact beside the jobs.
 
-A ``SpendMonth`` row holds what a person (every job they made) or a team (every job made
-for it) has committed in one month of its own time zone: the sum of the jobs' billed
+A ``SpendMonth`` row holds what a person (every job they made), a team (every job made
+for it) or an API token (every job sent with it) has committed in one month of its own time zone: the sum of the jobs' billed
 micro-cents (``Job.billed_micro_cents``: PixelByte's cost, else the estimate; nothing for
 refused, failed or cancelled jobs) and their count. The budget check reads one row per
 holder instead of summing the month's jobs, so it costs the same whatever the history.
@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from .models import NOT_CHARGED, Job, Profile, SpendMonth, Team
+from .models import NOT_CHARGED, ApiToken, Job, Profile, SpendMonth, Team
 
 
 def zone_named(name):
@@ -77,9 +77,12 @@ def removed(job, was):
 
 
 def _holders(job):
-    """(filter for the holder's rows, its zone name) for the job's person and team."""
+    """(filter for the holder's rows, its zone name) for the job's person, team and API token
+    (a token's months are its person's)."""
     profile = Profile.objects.filter(user_id=job.owner_id).values_list("time_zone", flat=True).first()
     found = [({"owner_id": job.owner_id}, profile or "")]
+    if job.api_token_id is not None:
+        found.append(({"token_id": job.api_token_id}, profile or ""))
     if job.team_id is not None:
         zone = Team.objects.filter(pk=job.team_id).values_list("time_zone", flat=True).first()
         found.append(({"team_id": job.team_id}, zone or ""))
@@ -111,17 +114,27 @@ def spent(month, **holder):
 
 def recompute(jobs=None):
     """{(holder key, month): (micro-cents, jobs)} computed from the jobs themselves."""
+    people = dict(Profile.objects.values_list("user_id", "time_zone"))
     zones = {
-        "owner": dict(Profile.objects.values_list("user_id", "time_zone")),
+        "owner": people,
         "team": dict(Team.objects.values_list("pk", "time_zone")),
+        "token": {pk: people.get(user, "") for pk, user in ApiToken.objects.values_list("pk", "user_id")},
     }
     totals = defaultdict(lambda: [0, 0])
-    fields = ("owner_id", "team_id", "created_at", "status", "api_cost_micro_cents", "estimated_micro_cents")
-    for owner, team, created, status, cost, estimate in (
+    fields = (
+        "owner_id",
+        "team_id",
+        "api_token_id",
+        "created_at",
+        "status",
+        "api_cost_micro_cents",
+        "estimated_micro_cents",
+    )
+    for owner, team, token, created, status, cost, estimate in (
         (jobs or Job.objects.all()).values_list(*fields).iterator()
     ):
         amount = billed(status, cost, estimate)
-        for kind, holder in (("owner", owner), ("team", team)):
+        for kind, holder in (("owner", owner), ("team", team), ("token", token)):
             if holder is not None:
                 key = (kind, holder, month_start(created, zone_named(zones[kind].get(holder, ""))))
                 totals[key][0] += amount
@@ -131,11 +144,19 @@ def recompute(jobs=None):
 
 def stored():
     """The same map, from the rollup rows."""
-    rows = SpendMonth.objects.values_list("owner_id", "team_id", "month", "billed_micro_cents", "jobs")
+    rows = SpendMonth.objects.values_list(
+        "owner_id", "team_id", "token_id", "month", "billed_micro_cents", "jobs"
+    )
     return {
-        (("owner", owner) if owner is not None else ("team", team)) + (month,): (amount, count)
-        for owner, team, month, amount, count in rows.iterator()
+        _kind(owner, team, token) + (month,): (amount, count)
+        for owner, team, token, month, amount, count in rows.iterator()
     }
+
+
+def _kind(owner, team, token):
+    if owner is not None:
+        return ("owner", owner)
+    return ("team", team) if team is not None else ("token", token)
 
 
 def differences():
@@ -149,11 +170,16 @@ def differences():
 
 
 def rebuild_holder(**holder):
-    """Recompute one holder's rows (``owner_id=`` or ``team_id=``), after its zone changed:
-    only its own jobs are read, so this stays quick whatever the size of the studio."""
+    """Recompute one holder's rows (``owner_id=``, ``team_id=`` or ``token_id=``), after its
+    zone changed (a person's tokens follow them): only its own jobs are read, so this stays
+    quick whatever the size of the studio."""
     ((field, pk),) = holder.items()
+    if field == "owner_id":
+        for token in ApiToken.objects.filter(user_id=pk).values_list("pk", flat=True):
+            rebuild_holder(token_id=token)
     kind = field.removesuffix("_id")
-    truth = recompute(Job.objects.filter(**holder))
+    jobs = Job.objects.filter(api_token_id=pk) if kind == "token" else Job.objects.filter(**holder)
+    truth = recompute(jobs)
     with transaction.atomic():
         SpendMonth.objects.filter(**holder).delete()
         SpendMonth.objects.bulk_create(
@@ -171,6 +197,7 @@ def rebuild():
     with transaction.atomic():
         list(Team.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
         list(Profile.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+        list(ApiToken.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
         SpendMonth.objects.all().delete()
         SpendMonth.objects.bulk_create(
             [

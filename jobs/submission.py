@@ -8,6 +8,7 @@ the row ``unknown`` until the API says what happened.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import approvals, budgets, lifecycle, pixelbyte, throttle
+from . import approvals, audit, budgets, lifecycle, pixelbyte, throttle
 from .models import Job, Status
 
 log = logging.getLogger(__name__)
@@ -29,38 +30,42 @@ class ForeignSubmissionKey(Exception):
     """The submission key belongs to someone else's job."""
 
 
-def submit_job(*, user, model, params, submission_key, project="", client=None, request=None):
+def submit_job(
+    *, user, model, params, submission_key, project="", client=None, request=None, token=None, callback_url=""
+):
     """Create the job for this form post and send it; return the job.
 
     A second call with the same ``submission_key`` returns the first job and
     sends nothing. Raises ``budgets.OverBudget`` (nothing recorded, nothing sent)
     when the job does not fit a budget. A job that needs a manager's approval is
-    recorded awaiting it and not sent (see jobs.approvals).
+    recorded awaiting it and not sent (see jobs.approvals). ``token`` (an API token sending
+    it; its own budget is checked with the others) and ``callback_url`` go on the job.
     """
+    fields = {"model": model, "params": params, "project": project, "request": request}
+    job, _ = _submit(user, submission_key, client, token=token, callback_url=callback_url, **fields)
+    return job
+
+
+def _submit(user, submission_key, client, **fields):
+    """``submit_job``; return (the job, whether this call recorded it: False when an earlier
+    or concurrent call with the same key did)."""
     existing = Job.objects.filter(submission_key=submission_key).first()
     if existing is not None:
-        return _own(existing, user)
+        return _own(existing, user), False
     breaker = throttle.check_submit()
     try:
-        job = record(
-            user=user,
-            model=model,
-            params=params,
-            submission_key=submission_key,
-            project=project,
-            request=request,
-        )
+        job = record(user=user, submission_key=submission_key, **fields)
     except (IntegrityError, budgets.OverBudget):
         # The same form posted twice at once: the other request recorded it (and
         # its spend may be what now fills the budget).
         twin = Job.objects.filter(submission_key=submission_key).first()
         if twin is None:
             raise
-        return _own(twin, user)
+        return _own(twin, user), False
     if job.status == Status.AWAITING:
-        return job
+        return job, True
     with pixelbyte.client_or_default(client) as api:
-        return send(job, api, breaker)
+        return send(job, api, breaker), True
 
 
 def approve_and_send(job_id, decider, note="", *, request=None, client=None):
@@ -80,13 +85,16 @@ def _own(job, user):
     return job
 
 
-def record(*, user, model, params, submission_key, project="", request=None):
+def record(*, user, model, params, submission_key, project="", request=None, token=None, callback_url=""):
     """Record the job under its budgets' locks: to be sent, or awaiting a manager's approval.
-    Raises ``budgets.OverBudget`` when it passes a budget and may not ask."""
+    Raises ``budgets.OverBudget`` when it passes a budget and may not ask (an API token's own
+    budget is never asked past)."""
     fields = Job.input_fields(model, params)
     cost = fields["estimated_micro_cents"]
     with transaction.atomic():
-        locked = budgets.lock(user)
+        locked = budgets.lock(user, token=token)
+        for budget in locked.over(cost, kinds=("token",)):
+            raise budgets.OverBudget(budget, cost)
         ask = approvals.reason_to_ask(user, locked, cost)
         if ask is None:
             for budget in locked.over(cost):
@@ -96,6 +104,8 @@ def record(*, user, model, params, submission_key, project="", request=None):
             team=locked.team,
             project=project,
             submission_key=submission_key,
+            api_token=token,
+            callback_url=callback_url,
             **fields,
             status=Status.AWAITING if ask else Status.SUBMITTING,
             # Settling replaces this; it only matters if this process dies mid-call,
@@ -207,4 +217,46 @@ def cancel_job(job, client=None):
         raise CannotCancel(f"The video was not cancelled: {exc.message}") from exc
     job, _ = lifecycle.cancelled(job.pk, result.refunded_micro_cents)
     log.info("job %s cancelled; refunded %s µ¢", job.pk, result.refunded_micro_cents)
+    return job
+
+
+# --- the JSON API's doors into the same path ----------------------------------------------
+
+
+def submit_for_token(
+    *, token, model, params, submission_key, project="", callback_url="", client=None, request=None
+):
+    """``submit_job`` for an API token's person, with the token; returns (the job, whether this
+    call recorded it), which the API reports as a replay when False."""
+    fields = {"model": model, "params": params, "project": project, "request": request}
+    return _submit(token.user, submission_key, client, token=token, callback_url=callback_url, **fields)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What submitting a job would do now (``outlook``)."""
+
+    budgets: list  # every budget that applies, with its spend
+    refused_by: object  # the budget that would refuse it (a ``budgets.Budget``), or None
+    ask: object  # why it would wait for a manager (an ``approvals.Ask``), or None
+
+
+def outlook(user, profile, cost, token=None, now=None):
+    """What ``record`` would decide for a job of ``cost`` now (refuse it, ask a manager, or
+    send it), read without locking or recording anything: an estimate, which a submit made
+    meanwhile may change. ``profile`` as ``access.profile_of`` reads it (or None)."""
+    found = budgets.budgets_of(user, profile, now, token=token)
+    seen = budgets.Locked(profile.team if profile is not None else None, profile, found)
+    for budget in seen.over(cost, kinds=("token",)):
+        return Outlook(found, budget, None)
+    ask = approvals.reason_to_ask(user, seen, cost)
+    refused_by = None if ask is not None else next(iter(seen.over(cost)), None)
+    return Outlook(found, refused_by, ask)
+
+
+def cancel_and_record(job, request):
+    """``cancel_job``, then the cancellation in the audit trail with the charge it took off."""
+    billed = job.billed_micro_cents
+    job = cancel_job(job)
+    audit.job_cancelled(request, job, billed)
     return job

@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 from .views.approvals import approval_list, approve, decline, grant_raise
 from .views.audit import audit_export, audit_list
+from .views.tokens import token_list, token_revoke
 
 app_name = "jobs"
 
@@ -32,5 +33,8 @@ urlpatterns = [
     # Who changed money or access, and when.
     path("audit/", audit_list, name="audit"),
     path("audit/export.csv", audit_export, name="audit_export"),
+    # A person's API tokens: made (shown once) and revoked here.
+    path("tokens/", token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", token_revoke, name="token_revoke"),
     path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "ninja",  # the JSON API's reference page: its template and its vendored Swagger UI files
     "jobs",
     "sandbox",
 ]
@@ -192,6 +193,13 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
+
+# --- The JSON API (jobs/api/) ---------------------------------------------------
+# Requests a minute each API token may make, counted in the shared (database) cache so
+# every web process counts together; past it the API answers 429 with Retry-After.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=60)
+if API_RATE_LIMIT < 1:
+    raise ImproperlyConfigured("API_RATE_LIMIT must be 1 or more (requests a minute per token).")
 
 # --- Sign-in throttling ------------------------------------------------------
 # After this many passwords tried without success for one user name (as Django

@@ -43,6 +43,7 @@ def test_sec06_no_page_breaks_the_content_security_policy(page):
         running.get_absolute_url(),
         "/spend/",
         "/spend/?period=90d",
+        "/tokens/",
         "/admin/",
         "/admin/jobs/job/",
         f"/admin/jobs/job/{done.pk}/change/",

@@ -8,14 +8,15 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from .. import alerts, archive, budgets, history, live, media, pricing, reconcile, spend, webhooks
+from .. import alerts, archive, budgets, callbacks, history, live, media, pricing, reconcile, spend, webhooks
 from .. import audit as audit_trail  # not "audit": the views.audit submodule takes that name here
 from ..access import Viewer
 from ..approvals import form_rule
+from ..bearer import token_or_session
 from ..forms import HistoryFilterForm, JobForm, SpendFilterForm
-from ..models import ArchiveStatus, FileKind, Status
+from ..models import ArchiveStatus, FileKind, Status, TokenScope
 from ..spend.report import storage_report
-from ..submission import CannotCancel, ForeignSubmissionKey, cancel_job, submit_job
+from ..submission import CannotCancel, ForeignSubmissionKey, cancel_and_record, submit_job
 from ..throttle import SubmissionPaused
 from .approvals import raises_context
 
@@ -103,6 +104,7 @@ LIST_FIELDS = [
     "estimated_micro_cents",
     "model_slug",
     "archive_status",
+    "api_token__name",  # "sent through the API with <token>"
 ]
 
 
@@ -110,7 +112,7 @@ LIST_FIELDS = [
 def job_list(request):
     viewer = Viewer.for_request(request)
     filters, jobs = _history(request, viewer)
-    jobs = jobs.select_related("owner").only(*LIST_FIELDS)
+    jobs = jobs.select_related("owner", "api_token").only(*LIST_FIELDS)
     page = history.page_of(
         jobs,
         after=history.Cursor.decode(request.GET.get("after")),
@@ -153,7 +155,12 @@ def _page_url(request, direction, cursor):
 def job_detail(request, job_id):
     viewer = Viewer.for_request(request)
     job = viewer.job_or_404(job_id)
-    context = {"job": job, "may_delete_files": viewer.may_delete_files(job), "kept_bytes": job.kept_bytes()}
+    context = {
+        "job": job,
+        "may_delete_files": viewer.may_delete_files(job),
+        "kept_bytes": job.kept_bytes(),
+        "api": callbacks.card(job),  # the token that sent it and its callback (None from the form)
+    }
     return render(request, "jobs/detail.html", context)
 
 
@@ -163,13 +170,11 @@ def job_cancel(request, job_id):
     job = viewer.job_or_404(job_id)
     if not viewer.may_cancel(job):
         raise Http404("No such job.")
-    billed = job.billed_micro_cents
     try:
-        job = cancel_job(job)
+        job = cancel_and_record(job, request)
     except CannotCancel as exc:
         messages.error(request, str(exc))
     else:
-        audit_trail.job_cancelled(request, job, billed)
         messages.success(
             request, f"Cancelled. PixelByte refunded {pricing.format_dollars(job.refunded_micro_cents)}."
         )
@@ -282,11 +287,13 @@ def _kept(request, job_id, *kinds):
     return stored
 
 
+@token_or_session(TokenScope.READ)
 @require_safe
 def job_video(request, job_id):
     return media.serve(request, _kept(request, job_id, FileKind.VIDEO))
 
 
+@token_or_session(TokenScope.READ)
 @require_safe
 def job_thumbnail(request, job_id):
     """The history's picture: the thumbnail, else the poster."""
@@ -294,16 +301,19 @@ def job_thumbnail(request, job_id):
     return media.serve(request, stored, cache=media.PICTURE_CACHE)
 
 
+@token_or_session(TokenScope.READ)
 @require_safe
 def job_poster(request, job_id):
     return media.serve(request, _kept(request, job_id, FileKind.POSTER), cache=media.PICTURE_CACHE)
 
 
+@token_or_session(TokenScope.READ)
 @require_safe
 def job_sidecar(request, job_id):
     return media.serve(request, _kept(request, job_id, FileKind.SIDECAR))
 
 
+@token_or_session(TokenScope.READ)
 @require_safe
 def job_download(request, job_id):
     stored = _kept(request, job_id, FileKind.VIDEO)
@@ -311,6 +321,7 @@ def job_download(request, job_id):
     return media.serve(request, stored, filename=name)
 
 
+@token_or_session(TokenScope.READ)
 @require_GET
 def export_zip(request):
     """The kept videos and sidecars of the history's jobs, its filters applied, as one zip."""

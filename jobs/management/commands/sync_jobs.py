@@ -22,7 +22,18 @@ from django.core.management.base import BaseCommand
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import alerts, approvals, archive, lifecycle, outbox, pixelbyte, reconcile, rollup, throttle
+from jobs import (
+    alerts,
+    approvals,
+    archive,
+    callbacks,
+    lifecycle,
+    outbox,
+    pixelbyte,
+    reconcile,
+    rollup,
+    throttle,
+)
 from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
 
 log = logging.getLogger("jobs.sync")
@@ -63,12 +74,18 @@ class Command(BaseCommand):
             checked, changed, _ = self.sync_once(batch=batch)
             self.stdout.write(f"Checked {checked} job(s); {changed} changed.")
             spend_control(timezone.now())
+            # Job callbacks, several receivers at a time; each costs at most one deadline.
+            callbacks.run_pass(timezone.now())
             prune_deliveries(timezone.now())
             return
         signal.signal(signal.SIGTERM, self._stop)
         # Copying outputs runs beside the checks, so a long download never delays them.
         archiver = archive.Loop()
         archiver.start()
+        # Job callbacks too, on threads of their own: a receiver that never answers holds
+        # up neither the checks nor the other receivers.
+        deliverer = callbacks.Loop()
+        deliverer.start()
         self.stdout.write(f"Watching jobs in flight every {interval:g} s (Ctrl+C to stop).")
         pruned_at = None
         try:
@@ -87,6 +104,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            deliverer.stop()
             archiver.stop()
         self.stdout.write("Stopped.")
 
