@@ -31,7 +31,7 @@ from django.db import connection, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from jobs import history, pricing, submission, webhooks  # noqa: E402
+from jobs import history, pricing, submission, tokens, webhooks  # noqa: E402
 from jobs.models import IN_FLIGHT, Job, Profile, Status, Team  # noqa: E402
 
 PREFIX = "gen"
@@ -72,6 +72,9 @@ def fixtures():
         user=submitter, defaults={"team": team, "monthly_budget_micro_cents": 10**15}
     )
     mine = Job.objects.filter(owner=member)
+    # API tokens: the member reads their jobs with one, the submitter submits with another.
+    _, member_token = tokens.create(member, name="bench read", actor=None)
+    _, submit_token = tokens.create(submitter, name="bench submit", actor=None)
     cookies = {}
     for person in (member, manager):
         client = Client()
@@ -83,6 +86,7 @@ def fixtures():
         "submitter": SUBMITTER,
         "submitter_password": "kling-bench",
         "sessions": cookies,
+        "tokens": {"member": member_token, "submitter": submit_token},
         "status_ids": list(mine.order_by("-created_at", "-id").values_list("pk", flat=True)[:10]),
         "jobs": Job.objects.count(),
         "member_jobs": mine.count(),
