@@ -153,6 +153,10 @@ class Profile(models.Model):
         null=True, blank=True, help_text="Optional monthly limit for this person, in micro-cents."
     )
     time_zone = models.CharField(max_length=64, blank=True, help_text="Default: the browser's zone.")
+    # The history's layout, remembered: "list" or "grid".
+    history_view = models.CharField(max_length=8, default="list")
+    # Mail me when a job that took longer than 10 minutes ends.
+    mail_long_jobs = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -219,6 +223,14 @@ class Job(models.Model):
     )
     # Where the studio posts the job's JSON when it ends (an API submit's ``webhook_url``).
     callback_url = models.URLField(max_length=2000, blank=True)
+    # Jobs made together from one form post (``count`` > 1) share the post's key: a stack.
+    stack_key = models.UUIDField(null=True, blank=True)
+    # A stuck job its owner or a manager stopped watching: the worker no longer asks about
+    # it (it keeps counting until PixelByte says otherwise, by webhook or a later look).
+    watch_stopped_at = models.DateTimeField(null=True, blank=True)
+    watch_stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     model_slug = models.CharField(max_length=200)
     prompt = models.TextField()
@@ -315,6 +327,8 @@ class Job(models.Model):
                 name="job_archive_due",
                 condition=Q(archive_next_at__isnull=False),
             ),
+            # The history's stacks: the members of one form post.
+            models.Index(fields=["stack_key"], name="job_stack", condition=Q(stack_key__isnull=False)),
             # Job callbacks: API jobs with a callback URL that ended lately (a lost signal).
             models.Index(
                 fields=["updated_at"],
@@ -894,6 +908,80 @@ class DeliveryAttempt(models.Model):
         return f"{self.at:%H:%M:%S} {self.http_status or self.error}"
 
 
+class JobMark(models.Model):
+    """One person's star and rating (1–5) of a job."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="job_marks")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="marks")
+    starred = models.BooleanField(default=False)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "job"], name="job_mark_one_per_person"),
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5),
+                name="job_mark_rating_1_to_5",
+            ),
+        ]
+        indexes = [
+            # The history's "starred" filter and the team's favourites.
+            models.Index(fields=["job"], name="job_mark_starred", condition=Q(starred=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.user} on job {self.job_id}: {'★' if self.starred else ''}{self.rating or ''}"
+
+
+class ShareLink(models.Model):
+    """A link under /s/ showing one video to anyone who has it, until it expires or is revoked."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True)
+    show_prompt = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Share of job {self.job_id}"
+
+    def is_live(self, now=None):
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now
+
+
+class SavedPrompt(models.Model):
+    """A prompt (with its options) in a team's library; ``{variables}`` are filled in at use."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="prompts")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_prompts"
+    )
+    title = models.CharField(max_length=100)
+    prompt = models.TextField()
+    options = models.JSONField(default=dict)
+    uses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-uses", "title"]
+
+    def __str__(self):
+        return self.title
+
+
 class AuditAction(models.TextChoices):
     BUDGET_CHANGED = "budget_changed", "Budget changed"
     ALERTS_CHANGED = "alerts_changed", "Alert settings changed"
@@ -915,6 +1003,9 @@ class AuditAction(models.TextChoices):
     FILES_DELETED = "files_deleted", "Files deleted"
     TOKEN_CREATED = "token_created", "API token created"
     TOKEN_REVOKED = "token_revoked", "API token revoked"
+    SHARE_CREATED = "share_created", "Share link created"
+    SHARE_REVOKED = "share_revoked", "Share link revoked"
+    WATCH_STOPPED = "watch_stopped", "Stopped watching a job"
 
 
 class AuditEntryQuerySet(models.QuerySet):

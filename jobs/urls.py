@@ -36,5 +36,9 @@ urlpatterns = [
     # A person's API tokens: made (shown once) and revoked here.
     path("tokens/", token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", token_revoke, name="token_revoke"),
+    # --- part 12: iterate ---
+    # --- part 12: review ---
+    # --- part 12: share ---
+    # --- part 12: pages ---
     path("webhooks/pixelbyte/<str:token>/", views.pixelbyte_webhook, name="webhook"),
 ]

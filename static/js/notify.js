@@ -1,0 +1,1 @@
+// Finished while you were away: toasts, the tab title and browser notifications (every page).
