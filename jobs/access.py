@@ -17,10 +17,12 @@ from functools import cached_property
 
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from .models import Job, Notice, Profile, Role, Team
 
+MAX_JOB_ID = 2**63 - 1  # the largest id the database holds
 # Staff may filter the history by anyone in a team; the choice list stops here.
 MAX_MEMBER_CHOICES = 500
 
@@ -133,6 +135,8 @@ class Viewer:
     def job_or_404(self, job_id, fields=()):
         """The job if this person may see it, in one query; 404 otherwise. ``fields``
         loads only those columns."""
+        if not 0 < job_id <= MAX_JOB_ID:
+            raise Http404("No such job.")  # an id no job can have: no query
         jobs = self._by_id()
         return get_object_or_404(jobs.only(*fields) if fields else jobs, pk=job_id)
 

@@ -191,7 +191,10 @@ def approve(job_id, decider, note="", *, request=None, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         job = _locked_waiting(job_id, decider)
-        locked = budgets.lock(job.owner, now, token=job.api_token)
+        try:
+            locked = budgets.lock(job.owner, now, token=job.api_token)
+        except budgets.TokenNotLive:
+            locked = None
         gone = _owner_gone(job, locked)
         if gone:
             lifecycle.declined(job, now=now)
@@ -209,12 +212,16 @@ def approve(job_id, decider, note="", *, request=None, now=None):
 
 
 def _owner_gone(job, locked):
-    """Why the job can no longer be made for the team that was asked, or ""."""
+    """Why the job can no longer be made as it was asked for, or ""."""
     owner = job.owner.get_username()
     if not job.owner.is_active:
         return f"{owner}'s account has been closed since asking."
+    if locked is None:
+        return "the API token that asked for it has been revoked or has expired since."
     if (locked.team.pk if locked.team else None) != job.team_id:
         return f"{owner} has changed teams since asking; they can send it again from their new team."
+    for budget in locked.over(job.estimated_micro_cents, kinds=("token",)):
+        return f"it no longer fits {budget.name}, which only its owner can change."
     return ""
 
 

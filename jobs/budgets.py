@@ -84,6 +84,14 @@ class Budget:
         }
 
 
+class TokenNotLive(Exception):
+    """The API token sending a job was revoked or expired before the job was recorded."""
+
+    def __init__(self, token):
+        self.token = token
+        super().__init__(f"The API token “{token.name}” was revoked or has expired: nothing was sent.")
+
+
 class OverBudget(Exception):
     def __init__(self, budget, cost):
         self.budget, self.cost = budget, cost
@@ -237,6 +245,8 @@ def lock(user, now=None, token=None):
             budgets.append(_team_budget(team, now))
     if token is not None:
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if not token.is_live(now):
+            raise TokenNotLive(token)  # revoked (or expired) while this request was on its way
         if token.monthly_budget_micro_cents is not None:
             budgets.append(_token_budget(token, profile, now))
     return Locked(team, profile, budgets)

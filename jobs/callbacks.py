@@ -218,13 +218,26 @@ def url_refusal(url):
     return ""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _public(address):
     """Whether ``address`` is not an IP address of a private, local or reserved network (a
     name passes: ``_open`` checks what it resolves to)."""
     try:
-        return ipaddress.ip_address(address.split("%")[0]).is_global
+        found = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
         return True
+    if found.version == 6:
+        # An IPv4 address carried inside IPv6 (mapped, 6to4, NAT64, the old compatible form)
+        # reaches that IPv4 network: judge the IPv4 address.
+        inner = found.ipv4_mapped or found.sixtofour
+        if inner is None and (found in NAT64 or found in COMPATIBLE):
+            inner = ipaddress.IPv4Address(int(found) & 0xFFFFFFFF)
+        if inner is not None:
+            return inner.is_global
+    return found.is_global
 
 
 def refusal(job):

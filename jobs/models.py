@@ -615,6 +615,27 @@ class ApiToken(models.Model):
         return scope in self.scopes
 
 
+class RateWindow(models.Model):
+    """How many API requests one token made in one minute: counted with one atomic
+    ``INSERT … ON CONFLICT … RETURNING`` per request (jobs.api.auth), so every web process
+    counts together and no burst slips past; the sync worker forgets old minutes."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    minute = models.BigIntegerField(help_text="Unix time // 60.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The counter's conflict target: one row per token and minute.
+            models.UniqueConstraint(fields=["token", "minute"], name="rate_window_one_per_minute"),
+        ]
+        # Retention: old minutes are deleted by minute.
+        indexes = [models.Index(fields=["minute"], name="rate_window_minute")]
+
+    def __str__(self):
+        return f"token {self.token_id}: {self.count} in minute {self.minute}"
+
+
 class ArchivedFile(models.Model):
     """One file of a job kept in the studio's storage, written whole before this row exists."""
 
@@ -853,8 +874,6 @@ class OutgoingMessage(models.Model):
     # Email addresses; for a chat message, empty (the team's webhook URL is read when sending).
     recipients = models.JSONField(default=list)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    # An email's subject; for a job callback, its receiver (scheme, host and port), so the
-    # delivery loop can leave a silent receiver alone for a while.
     # An email's subject; for a job callback, its receiver (scheme, host and port), so the
     # delivery loop can leave a silent receiver alone for a while.
     subject = models.CharField(max_length=200, blank=True)

@@ -84,3 +84,26 @@ def test_a_tokens_own_budget_holds_against_twenty_submits_at_once(studio):
     person = make_member(None, team=None)
     _, raw = tokens.create(person, name="capped", budget=ROOM_FOR_FIVE)
     _capped(at_once(20, lambda _: post(studio, raw)), "the token's monthly budget (capped)")
+
+
+def test_forty_requests_at_once_get_exactly_the_tokens_rate(studio, owner, settings):
+    settings.API_RATE_LIMIT = 5
+    _, raw = tokens.create(owner, name="impatient script")
+    me = studio.replace("/jobs", "/me")
+    answers = at_once(40, lambda _: requests.get(me, headers={"Authorization": f"Bearer {raw}"}, timeout=60))
+    codes = sorted(a.status_code for a in answers)
+    # The minute may turn during the burst (a new window): at most twice the rate, never all.
+    assert codes.count(200) in (5, 10) and codes.count(429) == 40 - codes.count(200), codes
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
+
+
+def test_a_full_cache_never_wipes_the_pause_pixelbyte_asked_for(studio, owner, settings):
+    from jobs import throttle
+
+    throttle.pause(120)
+    for n in range(310):  # more tokens than the cache keeps entries: the counts are not in it
+        _, raw = tokens.create(owner, name=f"token {n}")
+        assert requests.get(
+            studio.replace("/jobs", "/me"), headers={"Authorization": f"Bearer {raw}"}, timeout=60
+        ).ok
+    assert throttle.pause_remaining() > 60

@@ -394,3 +394,44 @@ def test_a_team_with_no_manager_tells_staff_of_requests(owner, staff, sandbox, t
     ask(owner, quality="pro", duration="10")
     outbox.deliver_due()
     assert [m.to for m in mail.outbox] == [["staff@example.com"]]
+
+
+def test_approving_never_passes_the_tokens_own_budget(client, owner, manager, sandbox, team):
+    from jobs import tokens
+
+    team.approval_above_micro_cents = 400_000
+    team.save()
+    token, _ = tokens.create(owner, name="batch", budget=900_000)
+
+    def send(**params):
+        return submission.submit_job(
+            user=owner,
+            model=pricing.DEFAULT_MODEL,
+            params={**PARAMS, **params},
+            submission_key=uuid.uuid4(),
+            token=token,
+        )
+
+    waiting = send(quality="pro", duration="10")  # $0.675: fits the token's $0.90, waits for a manager
+    assert waiting.status == Status.AWAITING
+    assert send(quality="pro").status == Status.PENDING  # $0.3375 meanwhile: $0.5625 left
+    client.force_login(manager)
+    page = client.post(approve_url(waiting), follow=True).content.decode()
+    assert "no longer fits the token" in page
+    waiting.refresh_from_db()
+    assert waiting.status == Status.DECLINED and sandbox.submit_count == 1
+    assert not BudgetRaise.objects.exists()
+
+
+def test_a_request_from_a_revoked_token_is_declined_not_sent(client, owner, manager, sandbox, team):
+    from jobs import tokens
+
+    token, _ = tokens.create(owner, name="batch")
+    job = submission.submit_job(
+        user=owner, model=pricing.DEFAULT_MODEL, params=PRO_10, submission_key=uuid.uuid4(), token=token
+    )
+    tokens.revoke(token, by=owner)
+    client.force_login(manager)
+    assert "revoked or has expired" in client.post(approve_url(job), follow=True).content.decode()
+    job.refresh_from_db()
+    assert job.status == Status.DECLINED and sandbox.submit_count == 0

@@ -8,11 +8,13 @@ budgets and the audit trail see the same person the page would.
 """
 
 import threading
+import time
 
 from django.conf import settings
+from django.db import connection
 from django.views.decorators.debug import sensitive_variables
 from ninja.security import HttpBearer
-from ninja.throttling import AuthRateThrottle
+from ninja.throttling import BaseThrottle
 
 from .. import tokens
 from ..accounts import client_ip
@@ -37,49 +39,34 @@ class TokenAuth(HttpBearer):
         return found
 
 
-class _PerThread:
-    """An attribute kept per thread (see ``TokenRateThrottle``)."""
+class TokenRateThrottle(BaseThrottle):
+    """At most ``API_RATE_LIMIT`` requests per token in each minute of the clock, counted in
+    the database (``RateWindow``) with one atomic statement per request, so every web process
+    counts together and concurrent requests cannot slip past the limit."""
 
-    def __set_name__(self, owner, name):
-        self.name = name
+    def allow_request(self, request):
+        token = getattr(request, "api_token", None)
+        if token is None:
+            return True  # nothing authenticated: the auth check answers 401
+        now = time.time()
+        minute = int(now // 60)
+        with connection.cursor() as cursor:
+            cursor.execute(COUNT_SQL, [token.pk, minute])
+            (count,) = cursor.fetchone()
+        self.local.wait = 60 - (now - minute * 60)  # ninja asks ``wait`` right after, same thread
+        return count <= settings.API_RATE_LIMIT
 
-    def __get__(self, throttle, owner=None):
-        return self if throttle is None else getattr(throttle.local, self.name)
-
-    def __set__(self, throttle, value):
-        setattr(throttle.local, self.name, value)
-
-
-class TokenRateThrottle(AuthRateThrottle):
-    """ninja's per-token rate limit (its key is the token's ``str``, unique per token), at
-    ``API_RATE_LIMIT`` requests a minute, read on each request. The counts live in the
-    default cache, the database, so every web process counts together.
-
-    ninja keeps one throttle object for every request and notes the one being judged on it
-    between ``allow_request`` and ``wait``; a threaded server judges several at once, so
-    those notes are kept per thread here."""
-
-    scope = "token"
-    duration = 60
-    key = _PerThread()
-    history = _PerThread()
-    now = _PerThread()
-
-    def __init__(self):  # the rate is read per request, not parsed once
+    def __init__(self):
         self.local = threading.local()
 
-    @property
-    def num_requests(self):
-        return settings.API_RATE_LIMIT
-
-    @property
-    def rate(self):
-        return f"{settings.API_RATE_LIMIT}/min"
-
     def wait(self):
-        """Seconds until this token may call again: until the oldest request still counted
-        against the limit leaves the minute (ninja's own spreads the wait over the limit)."""
-        counted = self.history[: self.num_requests]
-        if len(counted) < self.num_requests:
-            return None
-        return max(1.0, counted[-1] + self.duration - self.now)
+        """Seconds until the minute is over (ninja sends it as ``Retry-After``)."""
+        return max(1.0, getattr(self.local, "wait", 60.0))
+
+
+# One statement on PostgreSQL and SQLite (3.35+): count this request, answer the minute's total.
+COUNT_SQL = """
+    INSERT INTO jobs_ratewindow (token_id, minute, count) VALUES (%s, %s, 1)
+    ON CONFLICT (token_id, minute) DO UPDATE SET count = jobs_ratewindow.count + 1
+    RETURNING count
+"""

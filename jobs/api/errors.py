@@ -115,6 +115,8 @@ def _translate(exc):
         )
     if isinstance(exc, Http404):
         return ApiError(404, "NOT_FOUND", "No such job (or it is not yours to see).")
+    if isinstance(exc, budgets.TokenNotLive):
+        return _unauthorized()
     if isinstance(exc, budgets.OverBudget):
         return _over_budget(exc)
     if isinstance(exc, SubmissionPaused):

@@ -4,8 +4,10 @@ who the token speaks for. Each reads the request, calls the action the page call
 errors are raised and answered by ``errors``.
 """
 
+import hmac
 import uuid
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field, Header, Query, Router, Schema, Status
@@ -34,19 +36,25 @@ router = Router(tags=["jobs"])
 READ = TokenAuth(TokenScope.READ)
 SUBMIT = TokenAuth(TokenScope.SUBMIT)
 
-# uuid5(IDEMPOTENCY, "<token id>:<key>") is the job's submission key: a key names one job per
-# token, for as long as the job is kept, and the unique submission key makes a retry racing
-# the first request find its job instead of making a second (submission.submit_for_token).
-IDEMPOTENCY = uuid.UUID("6f0c2b5e-3d1a-4c8e-9b7f-2a5d8e1c4f60")
+# uuid5(<a namespace derived from SECRET_KEY>, "<token id>:<key>") is the job's submission key:
+# a key names one job per token, for as long as the job is kept, and the unique submission key
+# makes a retry racing the first request find its job instead of making a second
+# (submission.submit_for_token). The secret namespace keeps anyone from computing the key of
+# another person's request in advance (and posting the form with it to block it).
+IDEMPOTENCY_LABEL = b"kling-studio idempotency keys"
 # What a job's answer shows besides the job, read in the query that applies the access rule
 # (its kept files only when there are some; a team only to name a request's approvers).
 RELATED = ("api_token", "approval")
+MAX_ID = 2**63 - 1  # the largest id a job can have
 
 
 def submission_key(token, idempotency_key):
     if idempotency_key is None:
         return uuid.uuid4()  # without a key, each request is a new job
-    return uuid.uuid5(IDEMPOTENCY, f"{token.pk}:{idempotency_key}")
+    namespace = uuid.UUID(
+        bytes=hmac.new(settings.SECRET_KEY.encode(), IDEMPOTENCY_LABEL, "sha256").digest()[:16]
+    )
+    return uuid.uuid5(namespace, f"{token.pk}:{idempotency_key}")
 
 
 def _valid(form):
@@ -57,6 +65,8 @@ def _valid(form):
 
 def _visible(request, job_id):
     """The job, if the token's person may see it (404 otherwise, never 403)."""
+    if not 0 < job_id <= MAX_ID:
+        raise Http404("No such job.")
     jobs = Viewer.for_request(request).jobs_by_id([job_id])
     return get_object_or_404(jobs.select_related(*RELATED))
 

@@ -75,6 +75,11 @@ def _approval(job, approvers):
     }
 
 
+def _own_token(found, request):
+    token = getattr(request, "api_token", None)
+    return token is not None and found.api_token_id == token.pk
+
+
 def _links(job, request):
     def url(name):
         return request.build_absolute_uri(reverse(name, args=[job.pk]))
@@ -123,7 +128,8 @@ def job(found, request, *, approvers=None, attempts=True):
         "archive_status": found.archive_status or "none",
         "approval": _approval(found, approvers or Approvers()),
         "callback": {
-            "url": found.callback_url,
+            # Its query string may hold the receiver's secret: whole only to the token's owner.
+            "url": found.callback_url if _own_token(found, request) else callbacks.shown(found.callback_url),
             "attempts": callbacks.attempts_for(found) if attempts else None,
         }
         if found.callback_url

@@ -34,7 +34,15 @@ from jobs import (
     rollup,
     throttle,
 )
-from jobs.models import ANONYMOUS_VERDICTS, Job, SignInThrottle, Status, WebhookDelivery, WebhookTally
+from jobs.models import (
+    ANONYMOUS_VERDICTS,
+    Job,
+    RateWindow,
+    SignInThrottle,
+    Status,
+    WebhookDelivery,
+    WebhookTally,
+)
 
 log = logging.getLogger("jobs.sync")
 
@@ -329,6 +337,7 @@ def prune_deliveries(now, last=None):
     WebhookDelivery.objects.filter(verdict__in=ANONYMOUS_VERDICTS, received_at__lt=refused_before).delete()
     WebhookTally.objects.filter(minute__lt=refused_before).delete()
     SignInThrottle.objects.filter(expires_at__lt=now).delete()
+    RateWindow.objects.filter(minute__lt=int(now.timestamp() // 60) - 1).delete()
     return now
 
 
