@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-postgres bench bench-deps lint audit browser-deps
+.PHONY: run test test-postgres bench bench-deps lint audit browser-deps screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-deps:
 	  echo "Installing Debian's wrk for the load tests"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
+
+## screenshots: every page at 1366×900 and 390×844, light and dark, into docs/screenshots/ (a throwaway database and sandbox; about a minute)
+screenshots: $(VENV)/.dev-installed browser-deps
+	$(PY) scripts/screenshots.py
 
 ## lint: ruff, configured in pyproject.toml
 lint: $(VENV)/.dev-installed

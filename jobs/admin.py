@@ -26,6 +26,14 @@ from .models import (
 
 # The admin's sign-in says so when sign-in is paused (the count itself is in the backend).
 admin.site.login_form = StudioAdminAuthenticationForm
+admin.site.site_header = "Kling Studio admin"
+admin.site.site_title = "Kling Studio admin"
+admin.site.index_title = "Teams, people, budgets and jobs"
+
+
+def dollars_or_dash(micro_cents):
+    """A list column's money: exact dollars (staff reconcile here), or a dash for none."""
+    return "—" if micro_cents is None else pricing.format_dollars(micro_cents)
 
 
 class BudgetInDollars(forms.ModelForm):
@@ -281,8 +289,8 @@ class JobAdmin(admin.ModelAdmin):
         "status",
         "quality",
         "duration",
-        "estimated_micro_cents",
-        "api_cost_micro_cents",
+        "estimate",
+        "api_cost",
         "created_at",
     ]
     list_filter = [NeedsDecisionFilter, "status", "team", "quality", "duration", "aspect_ratio"]
@@ -335,6 +343,14 @@ class JobAdmin(admin.ModelAdmin):
                 request, f"Job {obj.pk} is now {obj.remote_id}; the sync worker reads its status."
             )
         return None
+
+    @admin.display(description="Estimate", ordering="estimated_micro_cents")
+    def estimate(self, job):
+        return dollars_or_dash(job.estimated_micro_cents)
+
+    @admin.display(description="API cost", ordering="api_cost_micro_cents")
+    def api_cost(self, job):
+        return dollars_or_dash(job.api_cost_micro_cents)
 
     @admin.action(description="Mark selected outcome-unknown jobs as never sent (nothing charged)")
     def mark_not_sent(self, request, queryset):
@@ -437,9 +453,17 @@ class WebhookTallyAdmin(ReadOnlyAdmin):
 class BudgetAlertAdmin(ReadOnlyAdmin):
     """Each alert line a budget crossed, once per month and limit (see jobs.alerts)."""
 
-    list_display = ["created_at", "team", "owner", "month", "line", "limit_micro_cents", "spent_micro_cents"]
+    list_display = ["created_at", "team", "owner", "month", "line", "limit", "spent"]
     list_filter = ["line", "team"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Budget", ordering="limit_micro_cents")
+    def limit(self, alert):
+        return dollars_or_dash(alert.limit_micro_cents)
+
+    @admin.display(description="Spent then", ordering="spent_micro_cents")
+    def spent(self, alert):
+        return dollars_or_dash(alert.spent_micro_cents)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -466,8 +490,12 @@ class OutgoingMessageAdmin(ReadOnlyAdmin):
 class BudgetRaiseAdmin(ReadOnlyAdmin):
     """Temporary raises: granted on /spend/ or by approving a job over budget."""
 
-    list_display = ["granted_at", "team", "owner", "month", "amount_micro_cents", "reason", "granted_by"]
+    list_display = ["granted_at", "team", "owner", "month", "amount", "reason", "granted_by"]
     list_filter = ["team"]
+
+    @admin.display(description="Amount", ordering="amount_micro_cents")
+    def amount(self, item):
+        return dollars_or_dash(item.amount_micro_cents)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -500,8 +528,16 @@ class PriceDriftAdmin(ReadOnlyAdmin):
     list_display = [
         "quality",
         "duration",
-        "catalog_micro_cents",
-        "charged_micro_cents",
+        "catalog_price",
+        "charged",
         "jobs",
         "last_seen_at",
     ]
+
+    @admin.display(description="Catalog price", ordering="catalog_micro_cents")
+    def catalog_price(self, drift):
+        return dollars_or_dash(drift.catalog_micro_cents)
+
+    @admin.display(description="PixelByte charged", ordering="charged_micro_cents")
+    def charged(self, drift):
+        return dollars_or_dash(drift.charged_micro_cents)

@@ -6,5 +6,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Kling Studio jobs"
 
     def ready(self):
-        # The system checks; alerts and callbacks listen to the lifecycle.
-        from . import alerts, callbacks, checks  # noqa: F401
+        # The system checks; alerts, callbacks and the long-job email listen to the lifecycle.
+        from . import alerts, callbacks, checks, notify  # noqa: F401

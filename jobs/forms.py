@@ -6,10 +6,39 @@ from decimal import Decimal
 
 from django import forms
 
-from . import pricing
+from . import history, pricing, stacks
 from .spend import MAX_CUSTOM_DAYS, PERIODS
 
 CHOICE_ERROR = "Choose one of: %(allowed)s."
+
+
+class PricedRadioSelect(forms.RadioSelect):
+    """Radio buttons that also say what each choice does to the price (``price_tag``: "×1.5"),
+    read in the template as ``radio.data.price_tag``."""
+
+    def __init__(self, attrs=None, choices=(), tags=None):
+        super().__init__(attrs, choices)
+        self.tags = tags or {}
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        option["price_tag"] = self.tags.get(str(value), "")
+        return option
+
+
+def times(factor):
+    """A price factor as a person reads it: ``Fraction(3, 2)`` → "×1.5"."""
+    if factor.denominator == 1:
+        return f"×{factor.numerator}"
+    exact = Decimal(factor.numerator) / Decimal(factor.denominator)
+    return "×" + format(exact.quantize(Decimal("0.01")).normalize(), "f")
+
+
+def price_tags(spec):
+    """What each choice of ``spec`` does to the price, next to its default choice ("Pro" →
+    "×1.5"); nothing for the default, nor for a choice that does not change the price."""
+    base = spec.choice(spec.default).factor if spec.default else 1
+    return {c.value: times(c.factor / base) for c in spec.choices if c.factor != base}
 
 
 class TextField(forms.CharField):
@@ -46,7 +75,7 @@ def _choice_field(spec):
         choices=[(c.value, c.label) for c in spec.choices],
         initial=spec.default,
         required=spec.required,
-        widget=forms.RadioSelect,
+        widget=PricedRadioSelect(tags=price_tags(spec)),
         error_messages={
             "required": f"Choose the {spec.label.lower()}.",
             "invalid_choice": (
@@ -68,6 +97,26 @@ def _integer_field(spec):
             "invalid": f"The {spec.label.lower()} must be a whole number.",
             "min_value": f"The {spec.label.lower()} must be at least %(limit_value)s.",
             "max_value": f"The {spec.label.lower()} must be at most %(limit_value)s.",
+        },
+    )
+
+
+def _count_field():
+    numbers = [str(n) for n in range(1, stacks.MAX_COUNT + 1)]
+    return forms.TypedChoiceField(
+        label="Videos",
+        choices=[(n, f"{n} video{'s' if n != '1' else ''}") for n in numbers],
+        coerce=int,
+        empty_value=1,  # a post without it (an older page, the API's form) makes one
+        required=False,
+        initial="1",
+        help_text="The same prompt and options, each video with its own seed: the seed below, then the next ones (or random ones).",
+        widget=PricedRadioSelect(tags={n: f"×{n}" for n in numbers[1:]}),
+        error_messages={
+            "invalid_choice": (
+                "“%(value)s” is not an allowed number of videos. "
+                + CHOICE_ERROR % {"allowed": ", ".join(numbers)}
+            ),
         },
     )
 
@@ -108,11 +157,17 @@ class JobForm(forms.Form):
         self.model = model
         for spec in model.inputs:
             self.fields[spec.name] = field_for(spec)
-        self.order_fields([spec.name for spec in model.inputs] + ["project"])
+        self.fields["count"] = _count_field()
+        # How many videos goes with the options that set the price, before the seed.
+        chosen = [spec.name for spec in model.inputs if spec.kind != "integer"]
+        typed = [spec.name for spec in model.inputs if spec.kind == "integer"]
+        self.order_fields(chosen + ["count"] + typed + ["project"])
         if not self.is_bound:
             self.initial.setdefault("submission_key", uuid.uuid4())
             for name, value in model.defaults().items():
                 self.initial.setdefault(name, value)
+            if not self.initial.get("count"):
+                self.initial["count"] = "1"
 
     @classmethod
     def again(cls, job, *, vary_seed=False):
@@ -148,6 +203,15 @@ class JobForm(forms.Form):
             values[spec.name] = value if value in allowed else spec.default
         return self.model.cost(values)
 
+    def shown_count(self):
+        """How many videos the form shows now (typed or initial): 1 unless a valid choice."""
+        value = str(self["count"].value() or "")
+        return int(value) if value in dict(self.fields["count"].choices) else 1
+
+    def shown_total(self):
+        """The price of every video the form shows now, for the first paint."""
+        return self.shown_cost() * self.shown_count()
+
     def with_new_key(self):
         """An unbound copy of this form, prefilled with what was typed, and a fresh key."""
         data = {name: self.data.get(name, "") for name in self.fields if name != "submission_key"}
@@ -177,19 +241,51 @@ def _choice_filter(model, name, everything):
     )
 
 
+STARRED_MINE = "mine"
+STARRED_TEAM = "team"
+RATING_FILTERS = [
+    ("", "Any rating"),
+    ("5", "5 only"),
+    ("4", "4 or more"),
+    ("3", "3 or more"),
+    ("2", "2 or more"),
+    ("1", "Rated at all"),
+]
+# The filters a person sets in the "Filters" panel (sorting and the stack are not "filters").
+PANEL_FILTERS = (
+    "project",
+    "member",
+    "status",
+    "quality",
+    "duration",
+    "aspect_ratio",
+    "starred",
+    "rating",
+    "date_from",
+    "date_to",
+)
+
+
 class HistoryFilterForm(forms.Form):
-    """The history's filters; only these names and values ever reach the query."""
+    """The history's filters; only these names and values ever reach the query.
+
+    Without ``user`` (the JSON API) the form has no star, rating or sort: those are one
+    person's marks of the page they look at."""
 
     q = forms.CharField(label="Search prompts", required=False, max_length=200, strip=True)
+    project = forms.CharField(label="Project", required=False, max_length=100, strip=True)
     status = forms.ChoiceField(label="Status", required=False, choices=STATUS_FILTERS)
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # One stack's members, each on its own row (the "+2 more" link without JavaScript).
+    stack = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, model=pricing.DEFAULT_MODEL, members=(), **kwargs):
+    def __init__(self, *args, model=pricing.DEFAULT_MODEL, members=(), user=None, team_stars=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["quality"] = _choice_filter(model, "quality", "Any quality")
-        self.fields["duration"] = _choice_filter(model, "duration", "Any length")
-        self.fields["aspect_ratio"] = _choice_filter(model, "aspect_ratio", "Any shape")
+        self.fields["duration"] = _choice_filter(model, "duration", "Any duration")
+        self.fields["aspect_ratio"] = _choice_filter(model, "aspect_ratio", "Any aspect ratio")
         if members:
             # Managers filter by member: only their own team's people are offered or accepted.
             self.fields["member"] = forms.TypedChoiceField(
@@ -199,9 +295,18 @@ class HistoryFilterForm(forms.Form):
                 empty_value=None,
                 choices=[("", "Everyone")] + [(user.pk, user.get_username()) for user in members],
             )
-        self.order_fields(
-            ["q", "member", "status", "quality", "duration", "aspect_ratio", "date_from", "date_to"]
-        )
+        if user is not None:
+            stars = [("", "All videos"), (STARRED_MINE, "Starred by me")]
+            if team_stars:
+                stars.append((STARRED_TEAM, "Starred by the team"))
+            self.fields["starred"] = forms.ChoiceField(label="Stars", required=False, choices=stars)
+            self.fields["rating"] = forms.TypedChoiceField(
+                label="Your rating", required=False, coerce=int, empty_value=None, choices=RATING_FILTERS
+            )
+            self.fields["sort"] = forms.ChoiceField(
+                label="Sort", required=False, choices=[(order.name, order.label) for order in history.ORDERS]
+            )
+        self.order_fields(["q", *PANEL_FILTERS, "sort", "stack"])
 
     def _plausible(self, name):
         day = self.cleaned_data.get(name)
@@ -222,11 +327,22 @@ class HistoryFilterForm(forms.Form):
             raise forms.ValidationError("The start date is after the end date.")
         return data
 
+    def value(self, name):
+        """The cleaned value of ``name``, or None (also when the form is invalid)."""
+        return self.cleaned_data.get(name) if self.is_valid() else None
+
+    @property
+    def order(self):
+        """The chosen sort (newest first unless another is chosen)."""
+        return history.order_named(self.value("sort") or "")
+
     def apply(self, queryset):
         """``queryset`` narrowed by every valid filter (invalid ones are left out)."""
         data = self.cleaned_data if self.is_valid() else {}
         if data.get("q"):
             queryset = queryset.filter(prompt__icontains=data["q"])
+        if data.get("project"):
+            queryset = queryset.filter(project__iexact=data["project"])
         status = data.get("status")
         if status == ACTIVE:
             queryset = queryset.unfinished()
@@ -239,30 +355,71 @@ class HistoryFilterForm(forms.Form):
             queryset = queryset.filter(duration=int(data["duration"]))
         if data.get("member"):
             queryset = queryset.filter(owner_id=data["member"])
+        if data.get("stack"):
+            queryset = queryset.filter(stack_key=data["stack"])
         start, end = data.get("date_from"), data.get("date_to")
         if start or end:
             queryset = queryset.in_local_dates(start, end)
+        return self._apply_marks(queryset, data)
+
+    def _apply_marks(self, queryset, data):
+        if data.get("starred") == STARRED_MINE:
+            queryset = history.starred_by(queryset, self.user)
+        elif data.get("starred") == STARRED_TEAM:
+            queryset = history.starred_by_team(queryset)
+        if data.get("rating"):
+            queryset = history.rated_at_least(queryset, self.user, data["rating"])
         return queryset
 
     @property
     def active(self):
-        return self.is_valid() and any(self.cleaned_data.get(name) for name in self.fields)
+        return self.is_valid() and any(self.cleaned_data.get(name) for name in ("q", *PANEL_FILTERS))
+
+    @property
+    def panel_count(self):
+        """How many filters of the "Filters" panel are set (shown on its folded summary)."""
+        return sum(1 for name in PANEL_FILTERS if self.value(name)) if self.is_valid() else 0
 
 
 class SpendFilterForm(forms.Form):
     """The spend dashboard's period (and, for staff, team); unknown values fall back to this month."""
 
+    EVERY_TEAM = "all"
+    FIELDS = ("period", "start", "end", "team")
+    SESSION_KEY = "spend_choice"  # where the dashboard remembers the last choice
+
     period = forms.ChoiceField(label="Period", required=False, choices=PERIODS)
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    team = forms.TypedChoiceField(label="Team", required=False, coerce=int, empty_value=None)
+    # A team's id, or EVERY_TEAM; empty (an old link) reads as the person's default.
+    team = forms.ChoiceField(label="Team", required=False)
 
     def __init__(self, *args, teams=(), **kwargs):
         super().__init__(*args, **kwargs)
         if teams:
-            self.fields["team"].choices = [("", "Every team")] + [(t.pk, t.name) for t in teams]
+            every = [(self.EVERY_TEAM, "Every team")]
+            self.fields["team"].choices = every + [(str(team.pk), team.name) for team in teams]
         else:
             del self.fields["team"]
+
+    def clean_team(self):
+        """A team's id, EVERY_TEAM, or None when not said."""
+        value = self.cleaned_data["team"]
+        return int(value) if value.isdigit() else value or None
+
+    def choice(self):
+        """The valid choice as query parameters (the dates only for a custom range)."""
+        data = {name: self.data.get(name, "") for name in self.FIELDS if name in self.fields}
+        if data.get("period") != "custom":
+            data["start"] = data["end"] = ""
+        return {name: value for name, value in data.items() if value}
+
+    def describe(self, choice):
+        """How a choice (as query parameters) reads: "this month, Demo team"."""
+        words = [dict(PERIODS).get(choice.get("period"), "This month").lower()]
+        if "team" in self.fields and choice.get("team"):
+            words.append(dict(self.fields["team"].choices).get(choice["team"], ""))
+        return ", ".join(word for word in words if word)
 
     def clean(self):
         data = super().clean()

@@ -396,8 +396,8 @@ def _status_only(job, status):
 
 def next_check_at(job, now):
     """When the sync worker should next ask about this job (None once it is finished)."""
-    if job.status in TERMINAL or not job.remote_id:
-        return None
+    if job.status in TERMINAL or not job.remote_id or job.watch_stopped_at is not None:
+        return None  # finished, unknown to PixelByte, or a stuck job its people stopped watching
     age = (now - (job.submitted_at or job.created_at)).total_seconds()
     delay = min(MAX_CHECK_SECONDS, max(MIN_CHECK_SECONDS, age / 6))
     return now + timedelta(seconds=delay)

@@ -327,6 +327,12 @@ class Job(models.Model):
                 name="job_archive_due",
                 condition=Q(archive_next_at__isnull=False),
             ),
+            # Finished while you were away: a person's jobs that ended since a moment.
+            models.Index(
+                fields=["owner", "updated_at"],
+                name="job_owner_updated",
+                condition=Q(status__in=["completed", "failed"]),
+            ),
             # The history's stacks: the members of one form post.
             models.Index(fields=["stack_key"], name="job_stack", condition=Q(stack_key__isnull=False)),
             # Job callbacks: API jobs with a callback URL that ended lately (a lost signal).

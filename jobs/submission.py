@@ -10,15 +10,17 @@ the row ``unknown`` until the API says what happened.
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from . import approvals, audit, budgets, lifecycle, pixelbyte, throttle
-from .models import Job, Status
+from . import approvals, audit, budgets, lifecycle, pixelbyte, pricing, stacks, throttle
+from .models import ApprovalReason, Job, Status
 
 log = logging.getLogger(__name__)
 
@@ -89,32 +91,93 @@ def record(*, user, model, params, submission_key, project="", request=None, tok
     """Record the job under its budgets' locks: to be sent, or awaiting a manager's approval.
     Raises ``budgets.OverBudget`` when it passes a budget and may not ask (an API token's own
     budget is never asked past)."""
-    fields = Job.input_fields(model, params)
-    cost = fields["estimated_micro_cents"]
+    (job,) = _record_together(
+        user,
+        model,
+        [(submission_key, params)],
+        project=project,
+        request=request,
+        token=token,
+        callback_url=callback_url,
+    )
+    return job
+
+
+def _record_together(
+    user, model, members, *, stack_key=None, project="", request=None, token=None, callback_url=""
+):
+    """Record ``members`` ((submission key, params) pairs) in one transaction under the
+    budgets' locks, judged as one (``_judge``): all to be sent, all awaiting approval, or
+    none (``budgets.OverBudget``). Returns the jobs in the order given."""
+    rows = [(key, Job.input_fields(model, params)) for key, params in members]
     with transaction.atomic():
         locked = budgets.lock(user, token=token)
-        for budget in locked.over(cost, kinds=("token",)):
-            raise budgets.OverBudget(budget, cost)
-        ask = approvals.reason_to_ask(user, locked, cost)
-        if ask is None:
-            for budget in locked.over(cost):
-                raise budgets.OverBudget(budget, cost)
-        job = lifecycle.record(
-            owner=user,
-            team=locked.team,
-            project=project,
-            submission_key=submission_key,
-            api_token=token,
-            callback_url=callback_url,
-            **fields,
-            status=Status.AWAITING if ask else Status.SUBMITTING,
-            # Settling replaces this; it only matters if this process dies mid-call,
-            # when the sync worker reconciles the row with PixelByte's list.
-            next_check_at=None if ask else timezone.now() + STALLED_SUBMIT,
-        )
+        ask = _judge(user, locked, [fields["estimated_micro_cents"] for _, fields in rows])
+        jobs = [
+            lifecycle.record(
+                owner=user,
+                team=locked.team,
+                project=project,
+                submission_key=key,
+                stack_key=stack_key,
+                api_token=token,
+                callback_url=callback_url,
+                **fields,
+                status=Status.AWAITING if ask else Status.SUBMITTING,
+                # Settling replaces this; it only matters if this process dies mid-call,
+                # when the sync worker reconciles the row with PixelByte's list.
+                next_check_at=None if ask else timezone.now() + STALLED_SUBMIT,
+            )
+            for key, fields in rows
+        ]
         if ask is not None:
-            approvals.open_request(job, ask, request=request)
-        return job
+            # One request per job: a manager may still approve some and decline others.
+            for job in jobs:
+                approvals.open_request(job, ask, request=request)
+        return jobs
+
+
+def _judge(user, locked, costs):
+    """Why jobs costing ``costs`` must wait for a manager (an ``approvals.Ask``), or None to
+    send them. Raises ``budgets.OverBudget`` when their total passes a budget they may not
+    ask past. Several jobs are judged as one: every budget against their total."""
+    total = sum(costs)
+    refusal = budgets.OverBudget if len(costs) == 1 else partial(StackOverBudget, count=len(costs))
+    for budget in locked.over(total, kinds=("token",)):
+        raise refusal(budget, total)
+    ask = approvals.reason_to_ask(user, locked, total) if len(costs) == 1 else _stack_ask(user, locked, costs)
+    if ask is None:
+        for budget in locked.over(total):
+            raise refusal(budget, total)
+    return ask
+
+
+def _stack_ask(user, locked, costs):
+    """``approvals.reason_to_ask`` for several jobs: their total against the budgets, each
+    one's price against the team's threshold (which is per video)."""
+    team, total = locked.team, sum(costs)
+    if team is None or approvals.decides_for_team(user, locked.profile):
+        return None
+    over = locked.over(total, kinds=("user", "team"))
+    if not over:
+        return approvals.reason_to_ask(user, locked, max(costs))
+    if not team.members_may_ask:
+        return None  # a budget refuses them, whatever their price
+    refusal = StackOverBudget(over[0], total, count=len(costs))
+    return approvals.Ask(ApprovalReason.OVER_BUDGET, str(refusal).replace("Not sent: ", ""))
+
+
+class StackOverBudget(budgets.OverBudget):
+    """Several videos that together do not fit a budget: ``OverBudget``'s words, for all."""
+
+    def __init__(self, budget, cost, count):
+        super().__init__(budget, cost)
+        self.count = count
+        price = pricing.format_dollars(cost)
+        text = str(self).replace(
+            f"this video costs {price}, but", f"these {count} videos cost {price} together, but", 1
+        )
+        self.args = (text,)
 
 
 def webhook_url_for(job):
@@ -218,6 +281,76 @@ def cancel_job(job, client=None):
     job, _ = lifecycle.cancelled(job.pk, result.refunded_micro_cents)
     log.info("job %s cancelled; refunded %s µ¢", job.pk, result.refunded_micro_cents)
     return job
+
+
+# --- several videos from one form post (a stack) ------------------------------------------
+
+
+def submit_stack(*, user, model, params, count, submission_key, project="", client=None, request=None):
+    """Create ``count`` jobs for this form post, with the same prompt and options, each with
+    its own seed (``stacks.seeds``: the seed sent is stored on each), and send them; return
+    them in the order made. A count of 1 is ``submit_job``.
+
+    One post, one key: the jobs of a stack share ``submission_key`` as their ``stack_key``,
+    each with a key of its own derived from it, and a second call with the same key returns
+    the jobs the first made and sends nothing. They are recorded together, checked against
+    every budget as one (``budgets.OverBudget``, for their total: all or none), all awaiting
+    a manager when the team's rule makes them wait; then each is sent.
+    """
+    earlier = _made_from(submission_key, user)
+    if earlier:
+        return earlier
+    if count == 1:
+        fields = {"model": model, "params": params, "project": project, "request": request}
+        return [_submit(user, submission_key, client, **fields)[0]]
+    spec = model.input("seed")
+    chosen = stacks.seeds(params.get(spec.name), count, spec.max_value)
+    members = [
+        (stacks.member_key(submission_key, i), {**params, spec.name: seed}) for i, seed in enumerate(chosen)
+    ]
+    breaker = throttle.check_submit()
+    try:
+        jobs = _record_together(
+            user, model, members, stack_key=submission_key, project=project, request=request
+        )
+    except (IntegrityError, budgets.OverBudget):
+        # The same form posted twice at once: the other request recorded them.
+        twins = _made_from(submission_key, user)
+        if not twins:
+            raise
+        return twins
+    if jobs[0].status == Status.AWAITING:
+        return jobs
+    with pixelbyte.client_or_default(client) as api:
+        return _send_all(jobs, api, breaker)
+
+
+def _made_from(submission_key, user):
+    """The jobs an earlier post of this form made (a stack, or one job), in the order made."""
+    jobs = list(
+        Job.objects.filter(Q(stack_key=submission_key) | Q(submission_key=submission_key)).order_by("pk")
+    )
+    for job in jobs:
+        _own(job, user)
+    return jobs
+
+
+def _send_all(jobs, api, breaker):
+    """Send recorded jobs one after the other. Once PixelByte asks the studio to wait (or the
+    breaker opens), the rest are not sent, which charges nothing, rather than sent into a
+    refusal."""
+    sent = []
+    for job in jobs:
+        if sent:
+            try:
+                breaker = throttle.check_submit()
+            except throttle.SubmissionPaused as exc:
+                lifecycle.mark_not_sent(job.pk, code="PAUSED", message=str(exc))
+                job.refresh_from_db()
+                sent.append(job)
+                continue
+        sent.append(send(job, api, breaker))
+    return sent
 
 
 # --- the JSON API's doors into the same path ----------------------------------------------

@@ -270,6 +270,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+# Dates and times as the studio's pages write them ("Mar 3, 2026 14:05", 24-hour), the
+# admin included. Django's English locale would say "March 3, 2026, 2:05 p.m.", and a
+# locale's formats win over DATETIME_FORMAT and friends, so they live in a format module:
+# kling_studio/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["kling_studio.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")  # empty means the default

@@ -28,6 +28,7 @@ def ask_for_pro_ten(page, member):
     expect(note).to_contain_text("mara")
     expect(page.locator("#submit-button")).to_have_text("Ask for approval")
     page.click("#submit-button")
+    page.locator(".tray-item .tray-open").first.click()  # the form stays; the tray opens the job
     page.wait_for_url("**/jobs/*/")
     return Job.objects.get(prompt__startswith="A slow dolly")
 

@@ -56,10 +56,15 @@ def test_submitting_in_the_browser_stores_the_job_and_shows_it(page):
     choose(page, "Pro")
     choose(page, "9:16")
     page.click("#submit-button")
-    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    # Generate in place: the form stays, the job appears in the tray, its page one click away.
+    item = page.locator(".tray-item").first
+    expect(item).to_be_visible()
     job = Job.objects.get(owner=user)
     assert job.status in (Status.PENDING, Status.PROCESSING, Status.COMPLETED)
     assert (job.quality, job.aspect_ratio, job.api_cost_micro_cents) == ("pro", "9:16", 337_500)
+    assert page.input_value("textarea[name=prompt]") == "A paper boat on a stormy sea"
+    item.locator(".tray-open").click()
+    page.wait_for_url(re.compile(rf"/jobs/{job.pk}/$"))
     expect(page.locator("body")).to_contain_text(job.remote_id)
 
 

@@ -20,6 +20,7 @@ def test_a_submitted_job_reaches_completed_and_plays_without_a_reload(page, sett
     page.goto(page.base_url + "/")
     page.fill("textarea[name=prompt]", "Fireflies over a quiet lake at night")
     page.click("#submit-button")
+    page.locator(".tray-item .tray-open").first.click()  # the form stays; the tray opens the job
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     page.evaluate("window.__sameDocument = true")
 
@@ -40,6 +41,7 @@ def test_a_failing_job_says_so_in_place_and_stops_asking(page, settings):
     page.goto(page.base_url + "/")
     page.fill("textarea[name=prompt]", "A bridge that will not render [fail]")
     page.click("#submit-button")
+    page.locator(".tray-item .tray-open").first.click()  # the form stays; the tray opens the job
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     expect(page.locator(".live-status [data-role=badge]").first).to_have_text("Failed", timeout=15_000)
     expect(page.locator("[data-role=note]")).to_contain_text("nothing was charged")
@@ -55,6 +57,7 @@ def test_the_history_list_updates_in_place(page, settings):
     page.goto(page.base_url + "/")
     page.fill("textarea[name=prompt]", "Paper lanterns rising")
     page.click("#submit-button")
+    page.locator(".tray-item .tray-open").first.click()  # the form stays; the tray opens the job
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     page.goto(page.base_url + "/jobs/")
     expect(page.locator("tbody .live-status [data-role=badge]").first).to_have_text(

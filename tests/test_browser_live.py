@@ -58,6 +58,7 @@ def submit(page, prompt):
     page.goto(page.base_url + "/")
     page.fill("textarea[name=prompt]", prompt)
     page.click("#submit-button")
+    page.locator(".tray-item .tray-open").first.click()  # the form stays; the tray opens the job
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     return Job.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
 

@@ -215,7 +215,9 @@ def test_with_two_drifting_jobs_staff_see_the_warning_and_a_manager_or_member_se
     run()
     page = spend_page(client, staff)
     assert warning in page
-    assert "1 job made outside the studio this month, between $0.225 and $0.675." in page
+    # Dollars and cents, the exact range in the tooltip; the drift above keeps its exact amounts.
+    outside = "1 job made outside the studio this month, between $0.23 and $0.68."
+    assert f'title="Exactly $0.225 to $0.675">{outside}' in page
     for person in (manager, owner):
         page = spend_page(client, person)
         assert "Price drift" not in page and "outside the studio" not in page
@@ -246,7 +248,8 @@ def test_staff_see_the_outside_jobs_as_a_separate_line_with_the_range_the_catalo
     page = spend_page(client, staff)
     expected = "2 jobs made outside the studio this month, between $0.45 and $1.35; 1 more failed or was cancelled (refunded)."
     assert expected in page
-    assert 'id="stat-total">$0.225<' in page  # the studio's own spend only
+    # The studio's own spend only, in dollars and cents (the exact amount in the tooltip).
+    assert 'id="stat-total"><span class="money" title="$0.225 exactly (225,000 µ¢)">$0.23<' in page
 
 
 def test_the_outside_line_links_to_the_admin_list_of_the_period(client, sandbox, studio_server, settings):

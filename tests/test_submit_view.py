@@ -59,8 +59,10 @@ def test_each_rendered_form_gets_its_own_submission_key(owner_client, sandbox):
 def test_a_submission_is_stored_with_the_sandbox_job_id_and_cost(owner_client, owner, sandbox):
     response = owner_client.post(NEW, form_data(quality="pro", duration="10", seed="42"))
     job = Job.objects.get()
-    assert response.status_code == 302
-    assert response["Location"] == job.get_absolute_url()
+    # Generate in place: the form answers again, with the new job in its tray.
+    assert response.status_code == 200
+    assert response.context["sent_ids"] == [job.pk]
+    assert f'data-tray-job="{job.pk}"' in response.content.decode()
     assert job.owner == owner
     assert job.status == Status.PENDING
     assert job.remote_id.startswith("job_") and job.remote_id in sandbox.jobs
@@ -104,7 +106,7 @@ def test_a_double_post_creates_one_paid_job(owner_client, sandbox):
     second = owner_client.post(NEW, data)
     assert Job.objects.count() == 1
     assert sandbox.submit_count == 1
-    assert first["Location"] == second["Location"] == Job.objects.get().get_absolute_url()
+    assert first.context["sent_ids"] == second.context["sent_ids"] == [Job.objects.get().pk]
 
 
 def test_someone_elses_submission_key_shows_nothing_of_theirs(owner_client, outsider, sandbox):
@@ -148,7 +150,7 @@ def test_a_timeout_after_sending_is_unknown_shown_plainly_and_not_resent(
     settings.PIXELBYTE_READ_TIMEOUT = 0.3
     api = fake_api(Reply(hang=1.5, body=SUBMITTED))
     response, job = submit_through_form(owner_client, caplog)
-    assert response.status_code == 302
+    assert response.status_code == 200
     assert job.status == Status.UNKNOWN
     assert job.billed_micro_cents == job.estimated_micro_cents  # counts until resolved
     page = owner_client.get(job.get_absolute_url()).content.decode()
@@ -185,7 +187,7 @@ def test_a_429_pauses_submissions_for_retry_after(owner_client, fake_api, monkey
     now = throttle.time.time()
     monkeypatch.setattr(throttle.time, "time", lambda: now + 2.01)
     third = owner_client.post(NEW, form_data())
-    assert third.status_code == 302
+    assert third.status_code == 200 and len(third.context["sent_ids"]) == 1
     assert api.count() == 2
 
 

@@ -12,13 +12,14 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from ..budgets import raised
-from ..models import NOT_CHARGED, ArchivedFile, Profile, Status, charge_expression
+from ..budgets import budgets_of, raised, team_budget
+from ..models import NOT_CHARGED, ArchivedFile, Status, charge_expression
 
 PERIODS = [
     ("this_month", "This month"),
@@ -29,6 +30,10 @@ PERIODS = [
 ]
 MAX_CUSTOM_DAYS = 366 * 2
 CENT = 10_000  # micro-cents
+# Attempts that cost nothing, counted apart from the charged videos: sent and refunded by
+# PixelByte, or never sent at all (refused before the call, or declined by a manager).
+REFUNDED = frozenset({Status.FAILED, Status.CANCELLED})
+NOT_SENT = frozenset({Status.REFUSED, Status.DECLINED})
 
 
 @dataclass(frozen=True)
@@ -77,17 +82,24 @@ class Report:
     total: int = 0
     jobs: int = 0
     charged_jobs: int = 0
-    videos: int = 0
-    daily: list = field(default_factory=list)  # [(date, micro-cents, jobs)] for every day
+    videos: int = 0  # completed
+    refunded_jobs: int = 0  # failed or cancelled: sent, then refunded
+    unsent_jobs: int = 0  # refused or declined: never sent
+    daily: list = field(default_factory=list)  # [(date, micro-cents, charged jobs)] for every day
     by_member: list = field(default_factory=list)
     by_project: list = field(default_factory=list)
     by_quality: list = field(default_factory=list)
     by_duration: list = field(default_factory=list)
-    budget: int | None = None
+    budget: int | None = None  # for a calendar month only
     budget_name: str = ""
     raised: int = 0  # the month's temporary raises, included in ``budget``
     projection: int | None = None
     today: date | None = None
+
+    @property
+    def awaiting_jobs(self):
+        """Jobs waiting for a manager's approval: not charged, not refused either (yet)."""
+        return self.jobs - self.charged_jobs - self.refunded_jobs - self.unsent_jobs
 
     @property
     def average(self):
@@ -109,14 +121,15 @@ BREAKDOWNS = (
 )
 
 
-def report(scope, period, now=None):
-    """Every figure of the dashboard for ``scope`` (a ``jobs.access.Scope``) over ``period``."""
+def report(scope, period, now=None, held=()):
+    """Every figure of the dashboard for ``scope`` (a ``jobs.access.Scope``) over ``period``.
+    ``held``: the scope's budgets as ``scope_budgets`` read them, whose raises it reuses."""
     result, per_day = rollup(scope.jobs.in_period(period.start, period.end), period)
     result.daily = [
-        (day, per_day.get(day, {}).get("spend", 0), per_day.get(day, {}).get("count", 0))
+        (day, per_day.get(day, {}).get("spend", 0), per_day.get(day, {}).get("charged", 0))
         for day in (period.first_day + timedelta(days=i) for i in range(period.days))
     ]
-    _add_budget(result, scope, period, now or timezone.now())
+    _add_budget(result, scope, period, now or timezone.now(), held)
     return result
 
 
@@ -136,15 +149,17 @@ def _rollup_portable(jobs, period):
     totals = jobs.aggregate(
         total=Coalesce(Sum(charge_expression()), 0),
         jobs=Count("id"),
-        charged=Count("id", filter=~Q(status__in=NOT_CHARGED)),
+        charged_jobs=_charged_count(),
         videos=Count("id", filter=Q(status=Status.COMPLETED)),
+        refunded_jobs=Count("id", filter=Q(status__in=REFUNDED)),
+        unsent_jobs=Count("id", filter=Q(status__in=NOT_SENT)),
     )
-    result = Report(period, totals["total"], totals["jobs"], totals["charged"], totals["videos"])
+    result = Report(period, **totals)
     per_day = {
         row["day"]: row
         for row in jobs.annotate(day=TruncDate("created_at", tzinfo=period.zone))
         .values("day")
-        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"))
+        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"), charged=_charged_count())
         .order_by("day")
     }
     for name, columns in BREAKDOWNS:
@@ -152,10 +167,14 @@ def _rollup_portable(jobs, period):
     return result, per_day
 
 
+def _charged_count():
+    return Count("id", filter=~Q(status__in=NOT_CHARGED))
+
+
 def _grouped(jobs, *fields):
     return list(
         jobs.values(*fields)
-        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"))
+        .annotate(spend=Coalesce(Sum(charge_expression()), 0), count=Count("id"), charged=_charged_count())
         .order_by("-spend", *fields)
     )
 
@@ -177,18 +196,24 @@ def _grouping_sets_sql(jobs, period):
         "day", "owner_id", "owner__username", "project", "quality", "duration", "status", "charge"
     )
     inner, params = rows.query.sql_with_params()
-    not_charged = sorted(NOT_CHARGED)
+    not_charged, refunded, not_sent = sorted(NOT_CHARGED), sorted(REFUNDED), sorted(NOT_SENT)
+
+    def one_of(values):
+        return ", ".join(["%s"] * len(values))
+
     # Only Django's compiled SQL and placeholders are put into the text; every value is a parameter.
     sql = f"""
         SELECT GROUPING("day"), GROUPING("owner_id"), GROUPING("project"), GROUPING("quality"),
                GROUPING("duration"), "day", "owner_id", MAX("owner__username"), "project", "quality",
                "duration", COALESCE(SUM("charge"), 0)::bigint, COUNT(*),
-               COUNT(*) FILTER (WHERE "status" NOT IN ({", ".join(["%s"] * len(not_charged))})),
-               COUNT(*) FILTER (WHERE "status" = %s)
+               COUNT(*) FILTER (WHERE "status" NOT IN ({one_of(not_charged)})),
+               COUNT(*) FILTER (WHERE "status" = %s),
+               COUNT(*) FILTER (WHERE "status" IN ({one_of(refunded)})),
+               COUNT(*) FILTER (WHERE "status" IN ({one_of(not_sent)}))
         FROM ({inner}) AS period_jobs
         GROUP BY GROUPING SETS (("day"), ("owner_id"), ("project"), ("quality"), ("duration"), ())
     """  # noqa: S608
-    return sql, [*not_charged, Status.COMPLETED, *params]
+    return sql, [*not_charged, Status.COMPLETED, *refunded, *not_sent, *params]
 
 
 def _decode_grouping_sets(found, period):
@@ -196,13 +221,14 @@ def _decode_grouping_sets(found, period):
     result, per_day = Report(period), {}
     groups = {name: [] for name, _ in BREAKDOWNS}
     for row in found:
-        flags, (day, owner_id, username, project, quality, duration, spend, count, charged, videos) = (
+        flags, (day, owner_id, username, project, quality, duration, spend, count, charged) = (
             row[:5],
-            row[5:],
+            row[5:14],
         )
-        figures = {"spend": spend, "count": count}
+        figures = {"spend": spend, "count": count, "charged": charged}
         if all(flags):
-            result.total, result.jobs, result.charged_jobs, result.videos = spend, count, charged, videos
+            result.total, result.jobs, result.charged_jobs = spend, count, charged
+            result.videos, result.refunded_jobs, result.unsent_jobs = row[14:]
         elif not flags[0]:
             per_day[day] = figures
         elif not flags[1]:
@@ -225,48 +251,77 @@ def month_end_projection(spent, elapsed_days, days):
     return spent * days // elapsed_days if elapsed_days > 0 else spent
 
 
-def _add_budget(result, scope, period, now):
-    if scope.is_team and scope.team is not None:
-        result.budget, result.budget_name = scope.team.monthly_budget_micro_cents, "Team budget"
-        holder = {"team_id": scope.team.pk}
-    elif not scope.is_team and scope.profile is not None:
-        result.budget, result.budget_name = scope.profile.monthly_budget_micro_cents, "Your budget"
-        holder = {"owner_id": scope.profile.user_id}
-    else:
-        holder = None
-    if result.budget is not None and period.is_calendar_month:
-        # This month's temporary raises sit on top of the budget until it resets.
-        result.raised = raised(period.first_day, **holder)
-        result.budget += result.raised
+def _add_budget(result, scope, period, now, held):
     result.today = now.astimezone(period.zone).date()
     if period.key == "this_month":
         elapsed = (result.today - period.first_day).days + 1
         spent = sum(spend for day, spend, _ in result.daily if day <= result.today)
         # An estimate: whole cents are enough.
         result.projection = month_end_projection(spent, elapsed, period.days) // CENT * CENT
+    if not period.is_calendar_month:
+        return  # a monthly budget drawn over another span of days would mislead
+    if scope.is_team and scope.team is not None:
+        result.budget, result.budget_name = scope.team.monthly_budget_micro_cents, "Team budget"
+        holder = ("team_id", scope.team.pk)
+    elif not scope.is_team and scope.profile is not None:
+        result.budget, result.budget_name = scope.profile.monthly_budget_micro_cents, "Your budget"
+        holder = ("owner_id", scope.profile.user_id)
+    else:
+        return  # every team at once: no one budget
+    if result.budget is not None:
+        # The month's temporary raises sit on top of the budget until it resets.
+        known = [b.raised for b in held if b.holder == holder and b.month == period.first_day]
+        result.raised = known[0] if known else raised(period.first_day, **{holder[0]: holder[1]})
+        result.budget += result.raised
+
+
+def scope_budgets(user, scope, now=None):
+    """The budgets ``scope``'s spend counts against this month, as the budget check sees
+    them: a team's own; for one person (``user``), their own and their team's; none for
+    every team at once."""
+    if not scope.is_team:
+        return budgets_of(user, scope.profile, now)
+    found = team_budget(scope.team, now) if scope.team is not None else None
+    return [found] if found is not None else []
 
 
 def member_rows(scope, result):
-    """For a team: every member with spend, job count and use of their own monthly budget."""
-    if scope.team is None:
+    """The people of a team scope (or, for every team, everyone who spent): each with spend,
+    jobs and use of their own monthly budget. A team's rows are its members and anyone who
+    spent in it since moving on, so their spend adds up to the team's. Nothing for a
+    personal scope. One query, whatever the number of people."""
+    if not scope.is_team:
         return []
+    spenders = scope.jobs.in_period(result.period.start, result.period.end).values("owner_id")
+    people = Q(pk__in=spenders)
+    if scope.team is not None:
+        people |= Q(profile__team=scope.team)
+    found = get_user_model().objects.filter(people).select_related("profile__team")
     spent = {row["owner_id"]: row for row in result.by_member}
-    rows = []
-    for profile in Profile.objects.filter(team=scope.team).select_related("user").order_by("user__username"):
-        row = spent.get(profile.user_id, {"spend": 0, "count": 0})
-        limit = profile.monthly_budget_micro_cents
-        use = row["spend"] * 100 // limit if limit and result.period.is_calendar_month else None
-        rows.append(
-            {
-                "user": profile.user,
-                "role": profile.get_role_display(),
-                "spend": row["spend"],
-                "count": row["count"],
-                "budget": limit,
-                "use": use,
-            }
-        )
-    return sorted(rows, key=lambda r: (-r["spend"], r["user"].username))
+    rows = [_member_row(user, spent.get(user.pk), scope, result.period) for user in found]
+    return sorted(rows, key=lambda r: (-r["spend"], r["user"].get_username()))
+
+
+def _member_row(user, figures, scope, period):
+    figures = figures or {"spend": 0, "count": 0, "charged": 0}
+    profile = getattr(user, "profile", None)
+    team = profile.team if profile is not None else None
+    limit = profile.monthly_budget_micro_cents if profile is not None else None
+    if scope.team is None:
+        role = team.name if team is not None else "No team"  # every team: which one
+    elif team is not None and team.pk == scope.team.pk:
+        role = profile.get_role_display()
+    else:
+        role = "Former member"  # spent in the team, since moved on
+    return {
+        "user": user,
+        "role": role,
+        "spend": figures["spend"],
+        "count": figures["count"],
+        "charged": figures["charged"],
+        "budget": limit,
+        "use": figures["spend"] * 100 // limit if limit and period.is_calendar_month else None,
+    }
 
 
 @dataclass

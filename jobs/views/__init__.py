@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpRespon
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
@@ -16,9 +16,12 @@ from ..bearer import token_or_session
 from ..forms import HistoryFilterForm, JobForm, SpendFilterForm
 from ..models import ArchiveStatus, FileKind, Status, TokenScope
 from ..spend.report import storage_report
-from ..submission import CannotCancel, ForeignSubmissionKey, cancel_and_record, submit_job
-from ..throttle import SubmissionPaused
+from ..stacks import remember_in_tray, tray_of
+from ..submission import CannotCancel, ForeignSubmissionKey, cancel_and_record, submit_stack
+from ..throttle import SubmissionPaused, pause_remaining
+from ..watching import may_stop as may_stop_watching
 from .approvals import raises_context
+from .share import share_context
 
 
 def whole_number(raw, max_digits=18):
@@ -28,7 +31,10 @@ def whole_number(raw, max_digits=18):
     return None
 
 
-def _render_form(request, form, status=200, refused_job=None, source_job=None):
+def _render_form(request, form, status=200, refused_job=None, source_job=None, paused=None, sent=()):
+    """The prompt form with its tray. ``sent``: the jobs this post made (marked new in the
+    tray); ``paused``: the ``SubmissionPaused`` that refused it (or the pause PixelByte asked
+    for is read, after a post), shown with a retry button that waits it out."""
     viewer = Viewer.for_request(request)
     context = {
         "form": form,
@@ -39,7 +45,19 @@ def _render_form(request, form, status=200, refused_job=None, source_job=None):
         "project_labels": viewer.project_labels(),
         "refused_job": refused_job,
         "source_job": source_job,
+        "tray": tray_of(request.session, viewer),
+        "sent_ids": [job.pk for job in sent],
+        "gone_out": [job for job in sent if job.status not in (Status.AWAITING, Status.REFUSED)],
+        "awaiting": [job for job in sent if job.status == Status.AWAITING],
     }
+    busy = pause_remaining() if request.method == "POST" else 0
+    if paused is not None and not busy:
+        # Not PixelByte's pause but the studio's breaker: its own words, and the wait.
+        context["wait"] = {"seconds": paused.seconds, "text": str(paused)}
+    elif paused is not None or busy:
+        seconds = paused.seconds if paused is not None else busy
+        text = f"PixelByte is busy: try again in {seconds} s. Nothing was sent, so nothing was charged."
+        context["wait"] = {"seconds": seconds, "text": text}
     return render(request, "jobs/new.html", context, status=status)
 
 
@@ -51,36 +69,46 @@ def _source_job(request):
     return Viewer.for_request(request).job_or_404(source)
 
 
+# What a link to the form may fill in (``/?prompt=…&quality=pro``): shown, never sent by itself.
+PREFILLED = ("prompt", "quality", "duration", "aspect_ratio", "count", "seed", "project")
+
+
 @require_http_methods(["GET", "POST"])
 def new_job(request):
+    """The prompt form. A post makes its videos (``count`` of them, as one stack) and answers
+    the form again, everything typed kept under a fresh key, with the videos in its tray."""
     if request.method == "GET":
         source = _source_job(request)
-        form = JobForm.again(source, vary_seed=request.GET.get("vary") == "seed") if source else JobForm()
+        if source:
+            form = JobForm.again(source, vary_seed=request.GET.get("vary") == "seed")
+        else:  # a link may start the form with values (the prompt library's "Use")
+            form = JobForm(initial={name: request.GET[name] for name in PREFILLED if name in request.GET})
         return _render_form(request, form, source_job=source)
     form = JobForm(request.POST)
     if not form.is_valid():
         return _render_form(request, form, status=422)
     try:
-        job = submit_job(
+        jobs = submit_stack(
             user=request.user,
             model=form.model,
             params=form.params(),
+            count=form.cleaned_data["count"],
             submission_key=form.cleaned_data["submission_key"],
             project=form.cleaned_data["project"],
             request=request,
         )
     except SubmissionPaused as exc:
-        form.add_error(None, str(exc))
-        return _render_form(request, form, status=429)
+        return _render_form(request, form, status=429, paused=exc)
     except budgets.OverBudget as exc:
         form.add_error(None, str(exc))
         return _render_form(request, form, status=409)
     except ForeignSubmissionKey:
         raise Http404("No such form.") from None
-    if job.status == Status.REFUSED:
-        # Nothing was sent or charged: keep everything typed and say why.
-        return _render_form(request, form.with_new_key(), refused_job=job)
-    return redirect(job)
+    remember_in_tray(request.session, jobs)
+    refused = [job for job in jobs if job.status == Status.REFUSED]
+    # Nothing was sent or charged: keep everything typed and say why.
+    refused_job = refused[0] if len(refused) == len(jobs) else None
+    return _render_form(request, form.with_new_key(), refused_job=refused_job, sent=jobs)
 
 
 LIST_FIELDS = [
@@ -105,34 +133,54 @@ LIST_FIELDS = [
     "model_slug",
     "archive_status",
     "api_token__name",  # "sent through the API with <token>"
+    "stack_key",  # made together from one post: shown as one row that opens
+    "watch_stopped_at",  # a stuck job its people stopped watching says so
 ]
 
 
 @require_GET
 def job_list(request):
     viewer = Viewer.for_request(request)
-    filters, jobs = _history(request, viewer)
-    jobs = jobs.select_related("owner", "api_token").only(*LIST_FIELDS)
+    layout = history.chosen_layout(request.GET.get("view"), viewer.profile, request.session)
+    filters, matching = _history(request, viewer)
+    order = filters.order
+    folded = order.folds_stacks and not filters.value("stack")
+    rows = history.one_per_stack(matching) if folded else matching
+    rows = history.with_marks(rows, request.user, team_stars=viewer.sees_owners)
+    rows = history.with_total(history.sorted_for(rows, order, request.user), matching)
     page = history.page_of(
-        jobs,
-        after=history.Cursor.decode(request.GET.get("after")),
-        before=history.Cursor.decode(request.GET.get("before")),
+        rows.select_related("owner", "api_token").only(*LIST_FIELDS),
+        after=order.cursor.decode(request.GET.get("after")),
+        before=order.cursor.decode(request.GET.get("before")),
         size=_page_size(request),
+        order=order,
     )
+    members = history.with_marks(matching, request.user, team_stars=viewer.sees_owners)
+    members = members.select_related("owner", "api_token").only(*LIST_FIELDS) if folded else None
+    history.attach_members(page.jobs, members)
     context = {
         "filters": filters,
         "page": page,
+        "order": order,
+        "layout": layout,
+        "total": history.total(page, matching, paged="after" in request.GET or "before" in request.GET),
+        "page_size": _page_size(request),
+        "page_sizes": history.PAGE_SIZES,
         "newer_url": _page_url(request, "before", page.newer),
         "older_url": _page_url(request, "after", page.older),
+        "layout_urls": {name: _page_url(request, "view", name) for name in history.LAYOUTS},
         "has_any_job": bool(page.jobs) or viewer.jobs().exists(),
         "show_owner": viewer.sees_owners,
+        "team_stars": viewer.sees_owners,
     }
     return render(request, "jobs/list.html", context)
 
 
 def _history(request, viewer):
     """(the history's filter form, the viewer's jobs it lets through): the list and its zip."""
-    filters = HistoryFilterForm(request.GET or None, members=viewer.members())
+    filters = HistoryFilterForm(
+        request.GET or None, members=viewer.members(), user=request.user, team_stars=viewer.sees_owners
+    )
     return filters, filters.apply(viewer.jobs())
 
 
@@ -141,13 +189,15 @@ def _page_size(request):
     return min(max(history.PAGE_SIZE if size is None else size, 1), history.MAX_PAGE_SIZE)
 
 
-def _page_url(request, direction, cursor):
-    if cursor is None:
+def _page_url(request, name, value):
+    """This page's address with ``name`` set to ``value`` (a cursor or a word), and without
+    the other cursor; None for no value."""
+    if value is None:
         return None
     query = request.GET.copy()
     query.pop("after", None)
     query.pop("before", None)
-    query[direction] = cursor.encode()
+    query[name] = value if isinstance(value, str) else value.encode()
     return "?" + query.urlencode()
 
 
@@ -155,13 +205,29 @@ def _page_url(request, direction, cursor):
 def job_detail(request, job_id):
     viewer = Viewer.for_request(request)
     job = viewer.job_or_404(job_id)
+    newer_id, older_id = _neighbours(viewer, job)
     context = {
         "job": job,
         "may_delete_files": viewer.may_delete_files(job),
+        "may_stop_watching": may_stop_watching(viewer, job),
         "kept_bytes": job.kept_bytes(),
         "api": callbacks.card(job),  # the token that sent it and its callback (None from the form)
+        "newer_id": newer_id,
+        "older_id": older_id,
+        "mark": history.mark_of(request.user, job),  # the viewer's own star and rating
+        **share_context(request, viewer, job),
     }
     return render(request, "jobs/detail.html", context)
+
+
+def _neighbours(viewer, job):
+    """The ids of the viewer's jobs just newer and just older than ``job`` (or None), in
+    the history's order: two one-row reads of the index the history pages with."""
+    here = history.Cursor.of(job)
+    ids = viewer.jobs().values_list("pk", flat=True)
+    newer = ids.filter(history.newer_than(here)).order_by("created_at", "pk").first()
+    older = ids.filter(history.older_than(here)).order_by("-created_at", "-pk").first()
+    return newer, older
 
 
 @require_POST
@@ -170,15 +236,34 @@ def job_cancel(request, job_id):
     job = viewer.job_or_404(job_id)
     if not viewer.may_cancel(job):
         raise Http404("No such job.")
+    if job.status == Status.CANCELLED:
+        return redirect(job)  # a second click: the page already says it was cancelled
     try:
-        job = cancel_and_record(job, request)
+        cancel_and_record(job, request)
     except CannotCancel as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request, f"Cancelled. PixelByte refunded {pricing.format_dollars(job.refunded_micro_cents)}."
-        )
+        messages.error(request, _sentence(str(exc)))
+    # Cancelled: the job's note says so, with the refund (a message too would say it twice).
     return redirect(job)
+
+
+def _sentence(text):
+    """``text`` ending with a full stop, as every message the studio shows does."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+@require_GET
+def job_cancel_confirm(request, job_id):
+    """Cancel's confirmation as a page, for browsers without JavaScript (with it, the job
+    page opens the same step in place). It posts to ``job_cancel``."""
+    viewer = Viewer.for_request(request)
+    job = viewer.job_or_404(job_id)
+    if not viewer.may_cancel(job):
+        raise Http404("No such job.")
+    if job.status != Status.PENDING or not job.remote_id:
+        messages.info(request, "Only a video still waiting in the queue can be cancelled.")
+        return redirect(job)
+    return render(request, "jobs/confirm_cancel.html", {"job": job})
 
 
 @login_not_required
@@ -217,6 +302,7 @@ STATUS_FIELDS = (
     "archive_lost_at",
     "files_deleted_at",
     "files_deleted_by__username",
+    "watch_stopped_at",  # a stuck job nobody watches any more says so in its note
 )
 MAX_STATUS_IDS = 100
 
@@ -387,46 +473,80 @@ def pixelbyte_webhook(request, token):
 # --- spend --------------------------------------------------------------------------------
 
 
-def _spend_request(request):
-    """(form, scope, period) for the dashboard and its CSV, from the query string."""
+def _spend_request(request, remember=False):
+    """(form, scope, period, the choice shown, the person's default choice) for the dashboard
+    and its CSV, the choices as query parameters. What the query string says, else (with
+    ``remember``, on the dashboard) what the session remembers; the defaults fill the rest:
+    this month, and for staff their own team if they manage one, else every team."""
     viewer = Viewer.for_request(request)
-    form = SpendFilterForm(request.GET or None, teams=viewer.spend_teams())
-    scope = viewer.spend_scope(form.value("team"))
-    zone = timezone.get_current_timezone()
+    teams = viewer.spend_teams()
+    default = {"period": "this_month"}
+    if teams:
+        default["team"] = str(viewer.profile.team_id) if viewer.is_manager else SpendFilterForm.EVERY_TEAM
+    asked = {name: request.GET[name] for name in SpendFilterForm.FIELDS if request.GET.get(name)}
+    given = asked
+    if remember and not asked:
+        given = request.session.get(SpendFilterForm.SESSION_KEY) or {}
+    form = SpendFilterForm({**default, **given}, teams=teams)
+    valid = form.is_valid()
+    if remember and not valid:
+        request.session.pop(SpendFilterForm.SESSION_KEY, None)  # a bad link, or a team since deleted
+    elif remember and asked and request.session.get(SpendFilterForm.SESSION_KEY) != form.choice():
+        request.session[SpendFilterForm.SESSION_KEY] = form.choice()
+    shown = form if valid else SpendFilterForm(default, teams=teams)
+    shown.is_valid()  # the defaults always are
+    values = shown.cleaned_data
+    team = values.get("team")
+    scope = viewer.spend_scope(None if team == SpendFilterForm.EVERY_TEAM else team)
     period = spend.period_for(
-        form.value("period") or "this_month",
+        values["period"] or "this_month",
         timezone.localdate(),
-        zone,
-        form.value("start"),
-        form.value("end"),
+        timezone.get_current_timezone(),
+        values["start"],
+        values["end"],
     )
-    return form, scope, period
+    return form, scope, period, shown.choice(), default
 
 
 @require_GET
 def spend_dashboard(request):
+    if "reset" in request.GET:
+        request.session.pop(SpendFilterForm.SESSION_KEY, None)
+        return redirect("jobs:spend")
     viewer = Viewer.for_request(request)
-    form, scope, period = _spend_request(request)
-    result = spend.report(scope, period)
+    form, scope, period, choice, default = _spend_request(request, remember=True)
+    held = spend.scope_budgets(request.user, scope)
+    result = spend.report(scope, period, held=held)
+    page = spend.page
+    members = page.with_shares(spend.member_rows(scope, result), result.total)
+    raising = raises_context(request, viewer, scope)
     context = {
         "form": form,
         "scope": scope,
         "report": result,
-        "chart": spend.chart(result),
-        "members": spend.member_rows(scope, result) if scope.is_team else [],
+        "money": page.figures(result),
+        "charts": spend.charts(result, page.in_cents),
+        "days": page.days(result),
+        "members": members,
+        "member_budgets": any(row["budget"] is not None for row in members),
+        "breakdowns": page.breakdowns(result),
+        "budget_cards": page.budget_cards(held, budgets.WARN_AT_PERCENT),
+        # Another choice than the person's default: the page offers a way back to it.
+        "reset_to": None if choice == default else form.describe(default),
         "storage": storage_report(scope),
-        "export_url": reverse("jobs:spend_export") + ("?" + request.GET.urlencode() if request.GET else ""),
+        "export_url": reverse("jobs:spend_export") + "?" + urlencode(choice),
         "warn_at_percent": budgets.WARN_AT_PERCENT,
-        "alerts_sent": alerts.sent_for(viewer, scope),
-        "bill": reconcile.spend_notes(viewer, period),
-        **raises_context(request, viewer, scope),
+        **raising,
+        **page.partials(
+            alerts.sent_for(viewer, scope), raising["raises"], reconcile.spend_notes(viewer, period)
+        ),
     }
     return render(request, "jobs/spend.html", context)
 
 
 @require_GET
 def spend_export(request):
-    _, scope, period = _spend_request(request)
+    _, scope, period, *_ = _spend_request(request)
     jobs = scope.jobs.in_period(period.start, period.end)
     response = StreamingHttpResponse(
         spend.csv_rows(jobs, period.zone), content_type="text/csv; charset=utf-8"

@@ -1,0 +1,217 @@
+// Generate in place. The prompt form is sent with fetch and the server's answer (the form
+// page again: a fresh submission key, its messages, the tray with the new videos) is merged
+// into this page, so what was typed stays and the tray's videos keep playing. Each region
+// the server marks data-swap is replaced; tray items already shown are kept. Without
+// JavaScript the same post answers the same page.
+//
+// The tray stays live like the job page: every part (status, player, cost, note) is drawn
+// by the server's partials and comes in the status JSON's `html`; a finished video starts
+// playing (muted, so the browser allows it) where it appeared.
+(function () {
+  "use strict";
+
+  var form = document.getElementById("job-form");
+  var list = document.getElementById("tray-items");
+  var main = document.querySelector("main[data-status-url]");
+  var endpoint = main && main.dataset.statusUrl;
+  if (!form || !list) return;
+
+  var POLL_MS = 2000;
+  var MAX_POLL_MS = 30000;
+  var delay = POLL_MS;
+  var timer = null;
+  var clockSkew = 0; // server time minus browser time, in ms
+  var shown = new WeakMap(); // the HTML each live part shows, so unchanged parts stay put
+
+  function all(root, selector) {
+    return Array.prototype.slice.call(root.querySelectorAll(selector));
+  }
+
+  // --- sending the form in place ----------------------------------------------------------
+
+  var sending = false;
+  form.addEventListener("submit", function (event) {
+    if (!window.fetch || !window.DOMParser) return; // a plain post answers the same page
+    event.preventDefault();
+    if (sending) return;
+    sending = true;
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { Accept: "text/html", "X-Requested-With": "fetch" },
+    })
+      .then(function (response) {
+        return response.text().then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          // Anything but the form page (signed out, a missing page): let the browser show it.
+          if (response.redirected || !page.getElementById("job-form")) throw new Error("not the form");
+          return page;
+        });
+      })
+      .then(function (page) {
+        sending = false;
+        answer(page);
+      })
+      .catch(function () {
+        // The key makes a second post of the same form harmless: it sends nothing twice.
+        sending = false;
+        HTMLFormElement.prototype.submit.call(form);
+      });
+  });
+
+  function answer(page) {
+    all(page, "[data-swap][id]").forEach(function (next) {
+      var here = document.getElementById(next.id);
+      if (here) here.replaceWith(document.importNode(next, true));
+    });
+    all(page, "#job-form .field[id]").forEach(function (next) {
+      var here = document.getElementById(next.id);
+      if (here) here.className = next.className;
+    });
+    var added = merge(page.getElementById("tray-items"));
+    // "?from=…" has done its work: a reload shows the form as it is now.
+    if (window.location.search) window.history.replaceState(null, "", window.location.pathname);
+    document.dispatchEvent(new CustomEvent("formanswered"));
+    if (added.length) reveal(added[0]);
+    schedule(POLL_MS);
+  }
+
+  // New items go on top; the items already here stay (a playing video is never moved).
+  function merge(next) {
+    if (!next) return [];
+    var wanted = {};
+    var added = [];
+    var first = list.firstElementChild;
+    all(next, ":scope > [data-tray-job]").forEach(function (item) {
+      var id = item.dataset.trayJob;
+      wanted[id] = true;
+      var here = list.querySelector('[data-tray-job="' + id + '"]');
+      if (here) {
+        here.classList.toggle("is-new", item.classList.contains("is-new"));
+        return;
+      }
+      var node = document.importNode(item, true);
+      list.insertBefore(node, first);
+      remember(node);
+      added.push(node);
+    });
+    all(list, ":scope > [data-tray-job]").forEach(function (item) {
+      if (!wanted[item.dataset.trayJob]) item.remove();
+    });
+    var empty = document.getElementById("tray-empty");
+    if (empty) empty.hidden = list.children.length > 0;
+    return added;
+  }
+
+  function reveal(item) {
+    var box = item.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) {
+      item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+  }
+
+  // --- keeping the tray live --------------------------------------------------------------
+
+  function liveIds() {
+    var ids = all(list, '[data-role="status"][data-in-flight="1"]').map(function (el) {
+      return el.dataset.jobId;
+    });
+    return ids.filter(function (id, i) {
+      return ids.indexOf(id) === i;
+    });
+  }
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    if (endpoint && liveIds().length) timer = setTimeout(poll, ms);
+  }
+
+  function poll() {
+    var ids = liveIds();
+    if (!ids.length) return;
+    fetch(endpoint + "?ids=" + ids.join(",") + "&parts=status,player,cost", {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        clockSkew = Date.parse(data.serverTime) - Date.now();
+        data.jobs.forEach(update);
+        delay = POLL_MS;
+        schedule(delay);
+      })
+      .catch(function () {
+        delay = Math.min(delay * 2, MAX_POLL_MS);
+        schedule(delay);
+      });
+  }
+
+  // The server's HTML as the browser writes it out once parsed, to compare with the page's.
+  function normalise(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return template.innerHTML.trim();
+  }
+
+  function swap(el, html) {
+    var next = normalise(html);
+    if (shown.get(el) === next) return false;
+    shown.set(el, next);
+    el.innerHTML = next;
+    return true;
+  }
+
+  function update(job) {
+    var item = list.querySelector('[data-tray-job="' + job.id + '"]');
+    if (!item) return;
+    var html = job.html || {};
+    Object.keys(html).forEach(function (part) {
+      all(item, '[data-role="' + part + '"][data-job-id="' + job.id + '"]').forEach(function (el) {
+        if (swap(el, html[part]) && part === "player") play(el);
+      });
+    });
+    all(item, '[data-role="status"]').forEach(function (el) {
+      el.dataset.inFlight = job.inFlight ? "1" : "0";
+    });
+    renderCountdowns();
+  }
+
+  // The result plays where it appeared, muted (which lets a page start a video by itself).
+  function play(player) {
+    var video = player.querySelector("video");
+    if (!video) return;
+    video.muted = true;
+    video.playsInline = true;
+    var started = video.play();
+    if (started && started.catch) started.catch(function () {});
+    player.closest(".tray-item").classList.add("is-ready");
+  }
+
+  function countdownText(el) {
+    var left = Math.round((Date.parse(el.dataset.countdownTo) - (Date.now() + clockSkew)) / 1000);
+    if (isNaN(left) || left < 0) return "";
+    return "about " + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " left";
+  }
+
+  function renderCountdowns() {
+    all(list, "[data-countdown-to]").forEach(function (el) {
+      var text = countdownText(el);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+
+  function remember(root) {
+    all(root, "[data-role][data-job-id]").forEach(function (el) {
+      shown.set(el, el.innerHTML.trim());
+    });
+  }
+
+  remember(list);
+  renderCountdowns();
+  setInterval(renderCountdowns, 1000);
+  schedule(POLL_MS);
+})();
