@@ -120,19 +120,24 @@ def job(found, request, *, approvers=None, attempts=True):
         "refunded": money(found.refunded_micro_cents),
         "error": {"code": found.error_code, "message": found.error_message} if found.error_message else None,
         "sent_with": {"name": token.name, "prefix": token.prefix} if token is not None else None,
-        "created_at": utc(found.created_at),
-        "submitted_at": utc(found.submitted_at),
-        "started_at": utc(found.started_at),
-        "completed_at": utc(found.completed_at),
-        "estimated_completion_at": utc(found.estimated_completion_at),
+        **_times(found),
         "archive_status": found.archive_status or "none",
         "approval": _approval(found, approvers or Approvers()),
-        "callback": {
-            # Its query string may hold the receiver's secret: whole only to the token's owner.
-            "url": found.callback_url if _own_token(found, request) else callbacks.shown(found.callback_url),
-            "attempts": callbacks.attempts_for(found) if attempts else None,
-        }
-        if found.callback_url
-        else None,
+        "callback": _callback(found, request, attempts),
         "links": _links(found, request),
+    }
+
+
+def _times(found):
+    names = ("created_at", "submitted_at", "started_at", "completed_at", "estimated_completion_at")
+    return {name: utc(getattr(found, name)) for name in names}
+
+
+def _callback(found, request, attempts):
+    if not found.callback_url:
+        return None
+    return {
+        # Its query string may hold the receiver's secret: whole only to the token's owner.
+        "url": found.callback_url if _own_token(found, request) else callbacks.shown(found.callback_url),
+        "attempts": callbacks.attempts_for(found) if attempts else None,
     }
