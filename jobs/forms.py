@@ -266,7 +266,23 @@ PANEL_FILTERS = (
 )
 
 
-class HistoryFilterForm(forms.Form):
+class PlausibleDates:
+    """``date_from`` and ``date_to`` within years a person means (the history, the audit trail)."""
+
+    def _plausible(self, name):
+        day = self.cleaned_data.get(name)
+        if day and not 2000 <= day.year <= 9000:
+            raise forms.ValidationError("Choose a date between the years 2000 and 9000.")
+        return day
+
+    def clean_date_from(self):
+        return self._plausible("date_from")
+
+    def clean_date_to(self):
+        return self._plausible("date_to")
+
+
+class HistoryFilterForm(PlausibleDates, forms.Form):
     """The history's filters; only these names and values ever reach the query.
 
     Without ``user`` (the JSON API) the form has no star, rating or sort: those are one
@@ -307,18 +323,6 @@ class HistoryFilterForm(forms.Form):
                 label="Sort", required=False, choices=[(order.name, order.label) for order in history.ORDERS]
             )
         self.order_fields(["q", *PANEL_FILTERS, "sort", "stack"])
-
-    def _plausible(self, name):
-        day = self.cleaned_data.get(name)
-        if day and not 2000 <= day.year <= 9000:
-            raise forms.ValidationError("Choose a date between the years 2000 and 9000.")
-        return day
-
-    def clean_date_from(self):
-        return self._plausible("date_from")
-
-    def clean_date_to(self):
-        return self._plausible("date_to")
 
     def clean(self):
         data = super().clean()

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from .. import audit, history
 from ..access import Viewer
+from ..forms import PlausibleDates
 from ..models import AuditAction, local_midnight
 from ..spend.export import safe_cell
 
@@ -39,7 +40,7 @@ LIST_FIELDS = (
 )
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PlausibleDates, forms.Form):
     """The trail's filters; only these names and values reach the query. A person is offered
     only among those the viewer may filter by (their team's, or for staff anyone in a team)."""
 
@@ -57,18 +58,6 @@ class AuditFilterForm(forms.Form):
         if teams:
             self.fields["team"] = _pick("Team", "Every team", [(t.pk, t.name) for t in teams])
         self.order_fields(["q", "action", "person", "team", "date_from", "date_to"])
-
-    def _plausible(self, name):
-        day = self.cleaned_data.get(name)
-        if day and not 2000 <= day.year <= 9000:
-            raise forms.ValidationError("Choose a date between the years 2000 and 9000.")
-        return day
-
-    def clean_date_from(self):
-        return self._plausible("date_from")
-
-    def clean_date_to(self):
-        return self._plausible("date_to")
 
     def clean(self):
         data = super().clean()
