@@ -299,9 +299,14 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # Status and money change only through the lifecycle: here, by naming the PixelByte job
     # of an outcome-unknown row (the worker then reads its status) or marking it not sent.
+    # What a job was made as (person, team, project, options) is what its spend is counted
+    # under in the rollup: it is never edited here either.
     readonly_fields = [
         "owner",
         "team",
+        "project",
+        "quality",
+        "duration",
         "submission_key",
         "params",
         "status",

@@ -2,8 +2,8 @@
 
 Nothing else in the code base writes ``Job.status``, ``api_cost_micro_cents`` or
 ``refunded_micro_cents``; a test walks the code to keep it so. Each change of what a job
-counts against budgets also moves its holders' ``SpendMonth`` rows (``jobs.rollup``), in
-the same transaction. ``TRANSITIONS`` is the
+counts against budgets, or of its status class, also moves its holders' ``SpendMonth`` and
+``SpendDay`` rows (``jobs.rollup``), in the same transaction. ``TRANSITIONS`` is the
 table of which status may follow which; every verb below moves a job only along it.
 
 What PixelByte says (a submit answer, a webhook, a poll, a list item adopted for a lost
@@ -298,8 +298,10 @@ def declined(job, *, now=None):
     now = now or timezone.now()
     if job.status != Status.AWAITING:
         raise ValueError(f"job {job.pk} is {job.status}, not awaiting approval")
+    was = rollup.before(job)
     job.status, job.completed_at, job.updated_at, job.next_check_at = Status.DECLINED, now, now, None
     job.save(update_fields=["status", "completed_at", "updated_at", "next_check_at"])
+    _moved(job, was)  # nothing charged; counted now as never sent
     _ended(job)
     return job
 

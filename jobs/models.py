@@ -704,6 +704,50 @@ class SpendMonth(models.Model):
         return f"{self.month:%Y-%m}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"
 
 
+class SpendDay(models.Model):
+    """One day of one holder's jobs with one combination of the dashboard's breakdowns
+    (person, project, quality, duration), counted by status class; kept by the lifecycle
+    beside ``SpendMonth`` (see jobs.rollup). A team's rows (``team`` set) are in the team's
+    zone, one per member; a person's rows (``team`` empty) hold every job they made, in
+    their own zone. A day's rows add up to its holder's month."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="A day in the holder's time zone.")
+    project = models.CharField(max_length=100, blank=True)
+    quality = models.CharField(max_length=16)
+    duration = models.PositiveSmallIntegerField()
+    billed_micro_cents = models.BigIntegerField(default=0)
+    jobs = models.IntegerField(default=0)
+    # By status class: charged (anything but NOT_CHARGED), completed, refunded (failed or
+    # cancelled), never sent (refused or declined); the rest are awaiting approval.
+    charged = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    refunded = models.IntegerField(default=0)
+    unsent = models.IntegerField(default=0)
+
+    COUNTS = ("billed_micro_cents", "jobs", "charged", "completed", "refunded", "unsent")
+
+    class Meta:
+        constraints = [
+            # One row per combination; the dashboard's look-up is the leading columns.
+            models.UniqueConstraint(
+                fields=["team", "day", "owner", "project", "quality", "duration"],
+                condition=Q(team__isnull=False),
+                name="spend_day_one_per_team_combination",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "day", "project", "quality", "duration"],
+                condition=Q(team__isnull=True),
+                name="spend_day_one_per_person_combination",
+            ),
+            models.CheckConstraint(condition=Q(billed_micro_cents__gte=0), name="spend_day_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.day}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"
+
+
 # --- spend control: raises, approvals, alerts, the audit trail, the whole bill ----------------
 
 

@@ -34,8 +34,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from . import lifecycle, pixelbyte, pricing, throttle
-from .models import TERMINAL, Job, OutsideJob, PriceDrift, Status
+from . import lifecycle, pixelbyte, pricing, rollup, throttle
+from .models import TERMINAL, Job, OutsideJob, PriceDrift
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ CLAIM_BEFORE = timedelta(minutes=10)
 CLAIM_AFTER = timedelta(minutes=1)
 # Several jobs drifting the same way is a pattern worth a warning; one is noise.
 DRIFT_WARN_AT = 2
-# Outside jobs PixelByte refunded: they cost nothing.
-REFUNDED = frozenset({Status.FAILED, Status.CANCELLED})
+# Outside jobs PixelByte refunded cost nothing: ``rollup.REFUNDED``.
 
 # What a later run refreshes on an outside job (its own columns: a studio job's status
 # changes only in the lifecycle).
@@ -414,7 +413,7 @@ def outside_line(period):
     )
     count = refunded = low = high = 0
     for row in rows:
-        if row["status"] in REFUNDED:
+        if row["status"] in rollup.REFUNDED:
             refunded += row["n"]
             continue
         cheapest, dearest = price_range(row["model_slug"])

@@ -1,17 +1,22 @@
-"""Each budget holder's committed spend per month, kept exact beside the jobs.
+"""Each budget holder's committed spend, per month and per day, kept exact beside the jobs.
 
-A ``SpendMonth`` row holds what a person (every job they made), a team (every job made
-for it) or an API token (every job sent with it) has committed in one month of its own time zone: the sum of the jobs' billed
-micro-cents (``Job.billed_micro_cents``: PixelByte's cost, else the estimate; nothing for
-refused, failed or cancelled jobs) and their count. The budget check reads one row per
-holder instead of summing the month's jobs, so it costs the same whatever the history.
+``SpendMonth``: what a person (every job they made), a team (every job made for it) or an
+API token (every job sent with it) committed in one month of its own time zone: the sum of
+the jobs' billed micro-cents (``Job.billed_micro_cents``: PixelByte's cost, else the
+estimate; nothing for refused, failed, cancelled, declined or awaiting jobs) and their
+count. The budget check reads one row per holder instead of summing the month's jobs.
 
-It is a second record of money, so it has exactly one writer: the lifecycle calls
-``moved(job, before)`` in the same transaction as every change of a job's billed amount
-(recording it, PixelByte's cost arriving, a refusal, a failure, a cancellation).
-``recompute`` rebuilds the truth from the jobs; ``manage.py verify_spend`` compares the two
-(and ``--fix`` rebuilds). A holder's month follows its zone (``Profile.time_zone``,
-``Team.time_zone``, else ``DISPLAY_TIME_ZONE``): changing a zone rebuilds that holder's rows.
+``SpendDay``: the same money for the dashboard, per day of a team's or a person's zone and
+per combination of its breakdowns (person, project, quality, duration), with the jobs
+counted by status class. The dashboard reads these rows instead of the period's jobs.
+
+Both are a second record of money, so they have exactly one writer: the lifecycle calls
+``moved(job, before)`` in the same transaction as every change of a job's billed amount or
+status class (recording it, PixelByte's cost arriving, a refusal, a failure, a
+cancellation, an approval or a decline). ``recompute`` and ``recompute_days`` rebuild the
+truth from the jobs; ``manage.py verify_spend`` compares the two (``--fix`` rebuilds). A
+holder's months and days follow its zone (``Profile.time_zone``, ``Team.time_zone``, else
+``DISPLAY_TIME_ZONE``): changing a zone rebuilds that holder's rows.
 """
 
 import zoneinfo
@@ -19,10 +24,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from .models import NOT_CHARGED, ApiToken, Job, Profile, SpendMonth, Team
+from .models import NOT_CHARGED, ApiToken, Job, Profile, SpendDay, SpendMonth, Status, Team
+
+# The status classes a day row counts, beside ``charged`` (anything in NOT_CHARGED is not).
+REFUNDED = frozenset({Status.FAILED, Status.CANCELLED})  # sent, then refunded by PixelByte
+NOT_SENT = frozenset({Status.REFUSED, Status.DECLINED})  # never sent: refused or declined
+NOTHING = (0, 0, 0, 0, 0, 0)
 
 
 def zone_named(name):
@@ -44,52 +54,79 @@ def billed(status, api_cost, estimate):
     return estimate if api_cost is None else api_cost
 
 
+def counts(status, api_cost, estimate):
+    """What one job adds to a day row, in ``SpendDay.COUNTS`` order."""
+    return (
+        billed(status, api_cost, estimate),
+        1,
+        int(status not in NOT_CHARGED),
+        int(status == Status.COMPLETED),
+        int(status in REFUNDED),
+        int(status in NOT_SENT),
+    )
+
+
 @dataclass(frozen=True)
 class Before:
-    """A job's billed amount before a change (``None``: the job is new)."""
+    """A job's billed amount and status before a change (``None``: the job is new)."""
 
     amount: int | None
+    status: str | None = None
 
 
 def before(job):
-    return Before(billed(job.status, job.api_cost_micro_cents, job.estimated_micro_cents))
+    return Before(billed(job.status, job.api_cost_micro_cents, job.estimated_micro_cents), job.status)
 
 
 NEW = Before(None)
 
 
 def moved(job, was):
-    """Apply a job's change of billed amount to its holders' months; call it inside the
-    transaction that saves the job. Returns the change in micro-cents."""
-    now = billed(job.status, job.api_cost_micro_cents, job.estimated_micro_cents)
-    delta, count = now - (was.amount or 0), 1 if was.amount is None else 0
-    if not delta and not count:
+    """Apply a job's change of billed amount or status class to its holders' months and days;
+    call it inside the transaction that saves the job. Returns the change in micro-cents."""
+    now = counts(job.status, job.api_cost_micro_cents, job.estimated_micro_cents)
+    then = NOTHING if was.amount is None else counts(was.status, None, was.amount)
+    change = tuple(a - b for a, b in zip(now, then, strict=True))
+    if not any(change):
         return 0
-    for holder, zone_name in _holders(job):
-        _add(holder, month_start(job.created_at, zone_named(zone_name)), delta, count)
-    return delta
+    _apply(job, change)
+    return change[0]
 
 
 def removed(job, was):
-    """Take a job out of its holders' months (before it moves to another month or team)."""
-    for holder, zone_name in _holders(job):
-        _add(holder, month_start(job.created_at, zone_named(zone_name)), -(was.amount or 0), -1)
+    """Take a job out of its holders' months and days (before it moves to another month or
+    team)."""
+    _apply(job, tuple(-n for n in counts(was.status, None, was.amount)))
 
 
-def _holders(job):
-    """(filter for the holder's rows, its zone name) for the job's person, team and API token
-    (a token's months are its person's)."""
-    profile = Profile.objects.filter(user_id=job.owner_id).values_list("time_zone", flat=True).first()
-    found = [({"owner_id": job.owner_id}, profile or "")]
-    if job.api_token_id is not None:
-        found.append(({"token_id": job.api_token_id}, profile or ""))
+def _apply(job, change):
+    person_zone, team_zone = (zone_named(name) for name in _zone_names(job))
+    amount, jobs = change[0], change[1]
+    if amount or jobs:
+        month = month_start(job.created_at, person_zone)
+        _add_month({"owner_id": job.owner_id}, month, amount, jobs)
+        if job.api_token_id is not None:
+            _add_month({"token_id": job.api_token_id}, month, amount, jobs)
+        if job.team_id is not None:
+            _add_month({"team_id": job.team_id}, month_start(job.created_at, team_zone), amount, jobs)
+    _add_day(job, None, job.created_at.astimezone(person_zone).date(), change)
     if job.team_id is not None:
-        zone = Team.objects.filter(pk=job.team_id).values_list("time_zone", flat=True).first()
-        found.append(({"team_id": job.team_id}, zone or ""))
-    return found
+        _add_day(job, job.team_id, job.created_at.astimezone(team_zone).date(), change)
 
 
-def _add(holder, month, delta, count):
+def _zone_names(job):
+    """The zone names of the job's person and team, in one round trip."""
+    people, teams = Profile._meta.db_table, Team._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT time_zone FROM {people} WHERE user_id = %s), "  # noqa: S608
+            f"(SELECT time_zone FROM {teams} WHERE id = %s)",
+            [job.owner_id, job.team_id],
+        )
+        return cursor.fetchone()
+
+
+def _add_month(holder, month, delta, count):
     rows = SpendMonth.objects.filter(month=month, **holder)
     change = {"billed_micro_cents": F("billed_micro_cents") + delta, "jobs": F("jobs") + count}
     if rows.update(**change):
@@ -99,6 +136,38 @@ def _add(holder, month, delta, count):
             SpendMonth.objects.create(month=month, billed_micro_cents=delta, jobs=count, **holder)
     except IntegrityError:
         rows.update(**change)
+
+
+def _day_upsert_sql():
+    """One statement that adds to a day row, creating it when it is the first of its kind
+    (the same on SQLite and PostgreSQL). Only table and column names go into the text."""
+    table = SpendDay._meta.db_table
+    columns = ("team_id", "owner_id", "day", "project", "quality", "duration", *SpendDay.COUNTS)
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SpendDay.COUNTS)
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
+    return {
+        True: f"{insert} ON CONFLICT (team_id, day, owner_id, project, quality, duration) "
+        f"WHERE team_id IS NOT NULL DO UPDATE SET {added}",
+        False: f"{insert} ON CONFLICT (owner_id, day, project, quality, duration) "
+        f"WHERE team_id IS NULL DO UPDATE SET {added}",
+    }
+
+
+DAY_UPSERT = _day_upsert_sql()
+
+
+def _add_day(job, team_id, day, change):
+    key = {"day": day, "owner_id": job.owner_id, "project": job.project, "quality": job.quality}
+    key["duration"] = job.duration
+    key.update({"team_id": team_id} if team_id is not None else {"team__isnull": True})
+    # Taking away: the job was counted in this row, which exists (a row is never inserted
+    # with a negative amount: its check constraint would refuse it).
+    added = {name: F(name) + value for name, value in zip(SpendDay.COUNTS, change, strict=True) if value}
+    if min(change) < 0 and SpendDay.objects.filter(**key).update(**added):
+        return
+    params = [team_id, job.owner_id, day, job.project, job.quality, job.duration, *change]
+    with connection.cursor() as cursor:
+        cursor.execute(DAY_UPSERT[team_id is not None], params)
 
 
 def spent(month, **holder):
@@ -111,39 +180,67 @@ def spent(month, **holder):
 
 # --- the truth, from the jobs -----------------------------------------------------------
 
+JOB_FIELDS = (
+    "owner_id",
+    "team_id",
+    "api_token_id",
+    "created_at",
+    "status",
+    "api_cost_micro_cents",
+    "estimated_micro_cents",
+    "project",
+    "quality",
+    "duration",
+)
+
+
+def _zones():
+    """{"owner": {user id: zone}, "team": {team id: zone}, "token": {token id: zone}}; a
+    person without a profile is in the display zone."""
+    people = {user: zone_named(name) for user, name in Profile.objects.values_list("user_id", "time_zone")}
+    display = zone_named("")
+    return {
+        "owner": defaultdict(lambda: display, people),
+        "team": {pk: zone_named(name) for pk, name in Team.objects.values_list("pk", "time_zone")},
+        "token": {
+            pk: people.get(user, display) for pk, user in ApiToken.objects.values_list("pk", "user_id")
+        },
+    }
+
+
+def _truth(jobs):
+    """({(holder kind, holder, month): [micro-cents, jobs]}, {day key: [counts…]}) computed
+    from the jobs one at a time (any database)."""
+    zones, months, days = _zones(), defaultdict(lambda: [0, 0]), defaultdict(lambda: [0] * 6)
+    for owner, team, token, created, status, cost, estimate, project, quality, duration in (
+        (jobs if jobs is not None else Job.objects.all()).values_list(*JOB_FIELDS).iterator()
+    ):
+        adds = counts(status, cost, estimate)
+        for kind, holder in (("owner", owner), ("team", team), ("token", token)):
+            if holder is None:
+                continue
+            local = created.astimezone(zones[kind][holder]).date()
+            if kind != "token":
+                day = days[(team if kind == "team" else None, owner, local, project, quality, duration)]
+                day[:] = [a + b for a, b in zip(day, adds, strict=True)]
+            month = months[(kind, holder, local.replace(day=1))]
+            month[0] += adds[0]
+            month[1] += 1
+    return months, days
+
 
 def recompute(jobs=None):
-    """{(holder key, month): (micro-cents, jobs)} computed from the jobs themselves."""
-    people = dict(Profile.objects.values_list("user_id", "time_zone"))
-    zones = {
-        "owner": people,
-        "team": dict(Team.objects.values_list("pk", "time_zone")),
-        "token": {pk: people.get(user, "") for pk, user in ApiToken.objects.values_list("pk", "user_id")},
-    }
-    totals = defaultdict(lambda: [0, 0])
-    fields = (
-        "owner_id",
-        "team_id",
-        "api_token_id",
-        "created_at",
-        "status",
-        "api_cost_micro_cents",
-        "estimated_micro_cents",
-    )
-    for owner, team, token, created, status, cost, estimate in (
-        (jobs or Job.objects.all()).values_list(*fields).iterator()
-    ):
-        amount = billed(status, cost, estimate)
-        for kind, holder in (("owner", owner), ("team", team), ("token", token)):
-            if holder is not None:
-                key = (kind, holder, month_start(created, zone_named(zones[kind].get(holder, ""))))
-                totals[key][0] += amount
-                totals[key][1] += 1
-    return {key: tuple(value) for key, value in totals.items()}
+    """{(holder kind, holder, month): (micro-cents, jobs)} computed from the jobs themselves."""
+    return {key: tuple(value) for key, value in _truth(jobs)[0].items()}
+
+
+def recompute_days(jobs=None):
+    """{(team or None, person, day, project, quality, duration): counts} from the jobs."""
+    return {key: tuple(value) for key, value in _truth(jobs)[1].items()}
 
 
 def stored():
-    """The same map, from the rollup rows."""
+    """The months, from the rollup rows."""
     rows = SpendMonth.objects.values_list(
         "owner_id", "team_id", "token_id", "month", "billed_micro_cents", "jobs"
     )
@@ -153,6 +250,14 @@ def stored():
     }
 
 
+DAY_KEY = ("team_id", "owner_id", "day", "project", "quality", "duration")
+
+
+def stored_days():
+    """The days, from the rollup rows."""
+    return {row[:6]: row[6:] for row in SpendDay.objects.values_list(*DAY_KEY, *SpendDay.COUNTS).iterator()}
+
+
 def _kind(owner, team, token):
     if owner is not None:
         return ("owner", owner)
@@ -160,12 +265,29 @@ def _kind(owner, team, token):
 
 
 def differences():
-    """Every (holder, month) whose row does not match the jobs: {key: (stored, truth)}."""
-    truth, kept = recompute(), stored()
+    """Every month and day row that does not match the jobs: {key: (stored, truth)}. A
+    month's key is (holder kind, holder, month); a day's ("day", team or None, person, day,
+    project, quality, duration)."""
+    if connection.vendor == "postgresql":
+        from . import rollup_sql
+
+        return rollup_sql.differences()
+    months, days = _truth(None)
+    found = _compare(stored(), {k: tuple(v) for k, v in months.items()}, (0, 0))
+    found.update(
+        {
+            ("day", *key): pair
+            for key, pair in _compare(stored_days(), {k: tuple(v) for k, v in days.items()}, NOTHING).items()
+        }
+    )
+    return found
+
+
+def _compare(kept, truth, empty):
     return {
         key: (kept.get(key), truth.get(key))
         for key in truth.keys() | kept.keys()
-        if kept.get(key, (0, 0)) != truth.get(key, (0, 0))
+        if kept.get(key, empty) != truth.get(key, empty)
     }
 
 
@@ -179,16 +301,31 @@ def rebuild_holder(**holder):
             rebuild_holder(token_id=token)
     kind = field.removesuffix("_id")
     jobs = Job.objects.filter(api_token_id=pk) if kind == "token" else Job.objects.filter(**holder)
-    truth = recompute(jobs)
+    months, days = _truth(jobs)
     with transaction.atomic():
         SpendMonth.objects.filter(**holder).delete()
         SpendMonth.objects.bulk_create(
             [
                 SpendMonth(**holder, month=month, billed_micro_cents=amount, jobs=count)
-                for (each, holder_pk, month), (amount, count) in truth.items()
+                for (each, holder_pk, month), (amount, count) in months.items()
                 if (each, holder_pk) == (kind, pk)
             ]
         )
+        if kind == "token":
+            return
+        mine = {"team_id": pk} if kind == "team" else {"owner_id": pk, "team__isnull": True}
+        SpendDay.objects.filter(**mine).delete()
+        SpendDay.objects.bulk_create(
+            [
+                _day_row(key, values)
+                for key, values in days.items()
+                if (key[0] == pk if kind == "team" else key[0] is None)
+            ]
+        )
+
+
+def _day_row(key, values):
+    return SpendDay(**dict(zip(DAY_KEY, key, strict=True)), **dict(zip(SpendDay.COUNTS, values, strict=True)))
 
 
 def rebuild():
@@ -199,10 +336,18 @@ def rebuild():
         list(Profile.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
         list(ApiToken.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
         SpendMonth.objects.all().delete()
+        SpendDay.objects.all().delete()
+        if connection.vendor == "postgresql":
+            from . import rollup_sql
+
+            rollup_sql.insert_truth()
+            return
+        months, days = _truth(None)
         SpendMonth.objects.bulk_create(
             [
                 SpendMonth(**{f"{kind}_id": holder}, month=month, billed_micro_cents=amount, jobs=count)
-                for (kind, holder, month), (amount, count) in recompute().items()
+                for (kind, holder, month), (amount, count) in months.items()
             ],
             batch_size=5000,
         )
+        SpendDay.objects.bulk_create([_day_row(k, v) for k, v in days.items()], batch_size=5000)

@@ -173,6 +173,30 @@ CHROMIUM_ARGS = [
 ]
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """After every test that wrote to the database (and passed), the spend rollup must equal
+    what its jobs say: whatever a test did through the studio's own paths, the months and
+    days of every holder are exact (``manage.py verify_spend`` on the suite's data)."""
+    outcome = yield
+    uses_database = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker(
+        "django_db"
+    )
+    if outcome.excinfo is not None or not uses_database or item.get_closest_marker("rollup_left_behind"):
+        return
+    from jobs import rollup
+
+    found = rollup.differences()
+    if found:
+        shown = "; ".join(
+            f"{key}: rollup {kept}, jobs {truth}" for key, (kept, truth) in list(found.items())[:5]
+        )
+        outcome.force_exception(AssertionError(f"the spend rollup differs from the jobs: {shown}"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -209,10 +209,8 @@ def test_each_route_needs_its_scope(studio, owner):
 def test_tokens_of_three_people_in_two_teams_see_only_what_the_access_rule_allows(
     studio, owner, teammate, manager, outsider, staff
 ):
-    mine, theirs, elsewhere = make_job(owner), make_job(teammate), make_job(outsider)
-    for job in (mine, theirs):
-        job.team = owner.profile.team
-        job.save()
+    team = owner.profile.team
+    mine, theirs, elsewhere = make_job(owner, team=team), make_job(teammate, team=team), make_job(outsider)
     seen = {
         owner: {mine},
         manager: {mine, theirs},

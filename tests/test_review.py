@@ -444,6 +444,7 @@ def test_the_stack_link_shows_every_member_on_its_own_row(owner_client, owner):
     assert "+2 more" not in response.content.decode()
 
 
+@pytest.mark.rollup_left_behind  # a status set by hand, to filter on
 def test_a_filter_keeps_the_stack_members_it_matches(owner_client, owner):
     stack = make_stack(owner)
     stack[0].status = Status.FAILED

@@ -6,12 +6,13 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from jobs import budgets, lifecycle, pixelbyte, pricing, rollup
-from jobs.models import Job, Role, SpendMonth, Status
+from jobs.models import Job, Role, SpendDay, SpendMonth, Status
 
 from .helpers import make_job, make_member, make_team, make_user
 
@@ -33,15 +34,27 @@ def holders(db):
     ]
 
 
-def record(owner, minutes, cost):
-    params = {"prompt": "A fox in the snow", "quality": "std", "duration": "5", "aspect_ratio": "16:9"}
+PROJECTS = ["", "Spring campaign", "Website hero"]
+
+
+def record(owner, minutes, cost, *, status=Status.SUBMITTING, variant=0):
+    """A job as a submit records it; ``variant`` picks its project, quality and duration, so
+    the day rows of every breakdown are exercised."""
+    params = {
+        "prompt": "A fox in the snow",
+        "quality": ("std", "pro")[variant % 2],
+        "duration": ("5", "10")[variant // 2 % 2],
+        "aspect_ratio": "16:9",
+    }
     team = getattr(getattr(owner, "profile", None), "team", None)
     fields = {**Job.input_fields(pricing.DEFAULT_MODEL, params), "estimated_micro_cents": cost}
     return lifecycle.record(
         owner=owner,
         team=team,
+        project=PROJECTS[variant % len(PROJECTS)],
         submission_key=uuid.uuid4(),
         created_at=EDGE + timedelta(minutes=minutes),
+        status=status,
         **fields,
     )
 
@@ -55,6 +68,25 @@ def accept(job, cost):
     lifecycle.accept(job.pk, answer)
 
 
+def decide(job, approve):
+    """A manager's decision on a job awaiting approval, made an hour and a half after the edge:
+    in the next month for some holders, so an approval moves the job across months."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.status != Status.AWAITING:
+            return
+        if approve:
+            lifecycle.approved(locked, team=locked.team, now=EDGE + timedelta(minutes=90))
+        else:
+            lifecycle.declined(locked)
+
+
+def reconcile(job, status):
+    """What ``manage.py reconcile`` does when PixelByte's list disagrees: an authoritative read."""
+    if job.remote_id:
+        lifecycle.apply_update(job.pk, remote(job, status), authoritative=True)
+
+
 ACTIONS = {
     "accept": lambda job, cost: accept(job, cost),
     "accept-no-cost": lambda job, cost: accept(job, None),
@@ -66,12 +98,19 @@ ACTIONS = {
     "completed": lambda job, cost: lifecycle.apply_update(job.pk, remote(job, "completed")),
     "failed": lambda job, cost: lifecycle.apply_update(job.pk, remote(job, "failed")),
     "cancelled": lambda job, cost: lifecycle.cancelled(job.pk, cost),
+    "approve": lambda job, cost: decide(job, True),
+    "decline": lambda job, cost: decide(job, False),
+    "reconcile-completed": lambda job, cost: reconcile(job, "completed"),
+    "reconcile-failed": lambda job, cost: reconcile(job, "failed"),
 }
 
 steps = st.lists(
     st.one_of(
         st.tuples(
-            st.just("record"), st.integers(0, 3), st.integers(-24 * 60, 24 * 60), st.sampled_from(COSTS)
+            st.sampled_from(["record", "record-awaiting"]),
+            st.integers(0, 3),
+            st.integers(-24 * 60, 24 * 60),
+            st.sampled_from(COSTS),
         ),
         st.tuples(st.sampled_from(sorted(ACTIONS)), st.integers(0, 50), st.just(0), st.sampled_from(COSTS)),
     ),
@@ -85,10 +124,12 @@ steps = st.lists(
 def test_the_rollup_equals_the_jobs_after_every_step(holders, steps):
     Job.objects.all().delete()
     SpendMonth.objects.all().delete()
+    SpendDay.objects.all().delete()
     jobs = []
     for action, who, minutes, cost in steps:
-        if action == "record":
-            jobs.append(record(holders[who], minutes, cost))
+        if action.startswith("record"):
+            status = Status.AWAITING if action == "record-awaiting" else Status.SUBMITTING
+            jobs.append(record(holders[who], minutes, cost, status=status, variant=len(jobs)))
         elif jobs:
             ACTIONS[action](Job.objects.get(pk=jobs[who % len(jobs)].pk), cost)
         assert rollup.differences() == {}, (action, who, minutes, cost)
@@ -137,6 +178,20 @@ def test_the_migration_builds_the_rollup_of_jobs_made_before_it(holders):
     assert rollup.differences() == {}
 
 
+def test_the_migration_builds_the_day_rollup_of_jobs_made_before_it(holders):
+    import importlib
+
+    from django.apps import apps
+
+    for n, owner in enumerate(holders):
+        make_job(owner, status=Status.COMPLETED, api_cost_micro_cents=450_000, project=f"P{n % 2}")
+        make_job(owner, status=Status.REFUSED, created_at=EDGE)
+    make_job(holders[0], status=Status.FAILED, quality="pro", duration=10)
+    SpendDay.objects.all().delete()
+    importlib.import_module("jobs.migrations.0016_spend_days").build_spend_days(apps, None)
+    assert rollup.differences() == {}
+
+
 def test_changing_a_holders_zone_in_the_admin_rebuilds_its_months(holders, client):
     staff = make_user("boss", is_staff=True, is_superuser=True)
     team = holders[0].profile.team
@@ -155,6 +210,7 @@ def test_changing_a_holders_zone_in_the_admin_rebuilds_its_months(holders, clien
     assert rollup.spent(datetime(2026, 12, 1).date(), team_id=team.pk) == 225_000
 
 
+@pytest.mark.rollup_left_behind  # another holder's row spoilt on purpose
 def test_changing_a_persons_zone_rebuilds_only_that_persons_months(holders, client):
     staff = make_user("boss", is_staff=True, is_superuser=True)
     kiri, joe = holders[0], holders[2]

@@ -1,11 +1,15 @@
 """The dashboard's figures: periods, the report of one scope and period, member rows.
 
-Every figure is integer micro-cents from ``charge_expression`` (the API's cost,
-else our estimate; nothing for refused, failed or cancelled jobs; unknown
-outcomes count until resolved), summed in SQL. A report is one pass over one scope
-and period on PostgreSQL (a fixed handful of grouped queries elsewhere), whatever the
-size of the table; the ``job_team_created`` and ``job_owner_created`` indexes find
-the period's rows.
+Every figure is integer micro-cents (the API's cost, else our estimate; nothing for
+refused, failed, cancelled, declined or awaiting jobs; unknown outcomes count until
+resolved), summed in SQL.
+
+A report reads the holder's day rows (``SpendDay``, kept by the lifecycle: see
+jobs.rollup) whenever the viewer's days are the holder's days, that is whenever every
+midnight of the period falls at the same instant in both zones: then its cost depends on
+the days and the breakdown rows, never on the number of jobs. Otherwise (a viewer whose
+zone cuts the days elsewhere) it sums the period's jobs themselves, exactly, in one pass
+on PostgreSQL (GROUPING SETS) or a handful of grouped queries elsewhere.
 """
 
 import calendar
@@ -19,7 +23,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from ..budgets import budgets_of, raised, team_budget
-from ..models import NOT_CHARGED, ArchivedFile, Status, charge_expression
+from ..models import NOT_CHARGED, ArchivedFile, Profile, SpendDay, Status, charge_expression
+from ..rollup import NOT_SENT, REFUNDED, zone_named
 
 PERIODS = [
     ("this_month", "This month"),
@@ -30,10 +35,6 @@ PERIODS = [
 ]
 MAX_CUSTOM_DAYS = 366 * 2
 CENT = 10_000  # micro-cents
-# Attempts that cost nothing, counted apart from the charged videos: sent and refunded by
-# PixelByte, or never sent at all (refused before the call, or declined by a manager).
-REFUNDED = frozenset({Status.FAILED, Status.CANCELLED})
-NOT_SENT = frozenset({Status.REFUSED, Status.DECLINED})
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,85 @@ BREAKDOWNS = (
 def report(scope, period, now=None, held=()):
     """Every figure of the dashboard for ``scope`` (a ``jobs.access.Scope``) over ``period``.
     ``held``: the scope's budgets as ``scope_budgets`` read them, whose raises it reuses."""
-    result, per_day = rollup(scope.jobs.in_period(period.start, period.end), period)
+    days = day_rows(scope, period)
+    if days is not None:
+        result, per_day = from_days(days, period)
+    else:
+        result, per_day = rollup(scope.jobs.in_period(period.start, period.end), period)
     result.daily = [
         (day, per_day.get(day, {}).get("spend", 0), per_day.get(day, {}).get("charged", 0))
         for day in (period.first_day + timedelta(days=i) for i in range(period.days))
     ]
     _add_budget(result, scope, period, now or timezone.now(), held)
     return result
+
+
+def day_rows(scope, period):
+    """The ``SpendDay`` rows that hold exactly ``scope``'s jobs of ``period``, or None when
+    the viewer's days (``period.zone``) are not the holder's."""
+    if scope.is_team and scope.team is not None:
+        rows, zones = SpendDay.objects.filter(team=scope.team), [scope.team.time_zone]
+    elif scope.is_team:  # every team: everyone's own rows hold every job once
+        rows = SpendDay.objects.filter(team__isnull=True)
+        zones = list(Profile.objects.values_list("time_zone", flat=True).distinct())
+        if get_user_model().objects.filter(profile__isnull=True).exists():
+            zones.append("")  # people without a profile live in the display zone
+    elif scope.profile is not None:
+        rows, zones = (
+            SpendDay.objects.filter(owner_id=scope.profile.user_id, team__isnull=True),
+            [scope.profile.time_zone],
+        )
+    else:
+        return None
+    if not all(same_days(period, zone_named(name)) for name in set(zones)):
+        return None
+    # A row left empty by a job that moved (an approval made it anew in another month).
+    return rows.filter(day__gte=period.first_day, day__lte=period.last_day, jobs__gt=0)
+
+
+def same_days(period, zone):
+    """Whether every midnight of ``period`` (in the viewer's zone) is the same instant in
+    ``zone``, so that the holder's day rows are the viewer's days."""
+    if getattr(period.zone, "key", None) == zone.key:
+        return True
+    midnights = (period.first_day + timedelta(days=n) for n in range(period.days + 1))
+    return all(
+        datetime.combine(day, time.min, tzinfo=period.zone) == datetime.combine(day, time.min, tzinfo=zone)
+        for day in midnights
+    )
+
+
+def from_days(rows, period):
+    """``rollup``'s answer from day rows: one grouped query on PostgreSQL, six elsewhere."""
+    if connection.vendor == "postgresql":
+        inner, params = rows.values(
+            "day", "owner_id", "owner__username", "project", "quality", "duration", *SpendDay.COUNTS
+        ).query.sql_with_params()
+        sql = f"""
+            SELECT GROUPING("day"), GROUPING("owner_id"), GROUPING("project"), GROUPING("quality"),
+                   GROUPING("duration"), "day", "owner_id", MAX("owner__username"), "project", "quality",
+                   "duration", SUM("billed_micro_cents")::bigint, SUM("jobs")::int, SUM("charged")::int,
+                   SUM("completed")::int, SUM("refunded")::int, SUM("unsent")::int
+            FROM ({inner}) AS period_days
+            GROUP BY GROUPING SETS (("day"), ("owner_id"), ("project"), ("quality"), ("duration"), ())
+        """  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return _decode_grouping_sets(cursor.fetchall(), period)
+    figures = {"spend": Sum("billed_micro_cents"), "count": Sum("jobs"), "charged": Sum("charged")}
+    totals = rows.aggregate(
+        total=Coalesce(Sum("billed_micro_cents"), 0),
+        jobs=Coalesce(Sum("jobs"), 0),
+        charged_jobs=Coalesce(Sum("charged"), 0),
+        videos=Coalesce(Sum("completed"), 0),
+        refunded_jobs=Coalesce(Sum("refunded"), 0),
+        unsent_jobs=Coalesce(Sum("unsent"), 0),
+    )
+    result = Report(period, **totals)
+    per_day = {row["day"]: row for row in rows.values("day").annotate(**figures).order_by("day")}
+    for name, columns in BREAKDOWNS:
+        setattr(result, name, list(rows.values(*columns).annotate(**figures).order_by("-spend", *columns)))
+    return result, per_day
 
 
 def rollup(jobs, period):
@@ -292,8 +365,7 @@ def member_rows(scope, result):
     personal scope. One query, whatever the number of people."""
     if not scope.is_team:
         return []
-    spenders = scope.jobs.in_period(result.period.start, result.period.end).values("owner_id")
-    people = Q(pk__in=spenders)
+    people = Q(pk__in=[row["owner_id"] for row in result.by_member])  # who spent in the period
     if scope.team is not None:
         people |= Q(profile__team=scope.team)
     found = get_user_model().objects.filter(people).select_related("profile__team")

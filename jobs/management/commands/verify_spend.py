@@ -10,15 +10,15 @@ from jobs import rollup
 
 
 class Command(BaseCommand):
-    help = "Compare each budget holder's monthly spend rollup with its jobs (--fix rebuilds it)."
+    help = "Compare the spend rollup (each holder's months and days) with the jobs (--fix rebuilds it)."
 
     def add_arguments(self, parser):
         parser.add_argument("--fix", action="store_true", help="rebuild the rollup from the jobs")
 
     def handle(self, *args, fix=False, **options):
         found = rollup.differences()
-        for (kind, holder, month), (kept, truth) in sorted(found.items(), key=str):
-            self.stdout.write(f"{kind} {holder} {month:%Y-%m}: rollup {_shown(kept)}, jobs {_shown(truth)}")
+        for key, (kept, truth) in sorted(found.items(), key=str):
+            self.stdout.write(f"{_named(key)}: rollup {_shown(kept)}, jobs {_shown(truth)}")
         if not found:
             self.stdout.write("The spend rollup matches the jobs.")
             return
@@ -31,5 +31,21 @@ class Command(BaseCommand):
         )
 
 
-def _shown(pair):
-    return "nothing" if pair is None else f"{pair[0]:,} µ¢ in {pair[1]} job(s)"
+def _named(key):
+    if key[0] == "day":  # ("day", team or None, person, day, project, quality, duration)
+        _, team, owner, day, project, quality, duration = key
+        holder = f"team {team} person {owner}" if team is not None else f"person {owner}"
+        return f"{holder} {day:%Y-%m-%d} ({project or 'no project'}, {quality}, {duration} s)"
+    kind, holder, month = key
+    return f"{kind} {holder} {month:%Y-%m}"
+
+
+def _shown(values):
+    """A month's (micro-cents, jobs), or a day's counts (SpendDay.COUNTS)."""
+    if values is None:
+        return "nothing"
+    shown = f"{values[0]:,} µ¢ in {values[1]} job(s)"
+    if len(values) > 2:
+        charged, completed, refunded, unsent = values[2:]
+        shown += f" ({charged} charged, {completed} completed, {refunded} refunded, {unsent} not sent)"
+    return shown
