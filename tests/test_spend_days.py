@@ -191,3 +191,13 @@ def test_a_scope_of_every_team_without_a_viewer_zone_match_still_adds_up(studio)
     everything = Scope(Job.objects.all(), "Every team", None, True)
     period = period_for("90d", TODAY, UTC)
     assert figures(report(everything, period)) == figures(scanned(everything, period))
+
+
+def test_what_a_job_is_counted_under_cannot_be_edited_in_the_admin(client, studio):
+    """The rollup counts a job under its person, team, project and options: the admin shows
+    them but never changes them."""
+    job = Job.objects.filter(owner=studio["kiri"], status=Status.COMPLETED).first()
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    for name in ("project", "quality", "duration"):
+        assert f'name="{name}"' not in page, name
