@@ -67,6 +67,8 @@ class Scope:
     is_team: bool = False
     # A personal scope's own profile: its monthly budget is the dashboard's.
     profile: Profile | None = None
+    # A personal scope's person (who may have no profile).
+    owner_id: int | None = None
 
 
 class Viewer:
@@ -185,4 +187,4 @@ class Viewer:
         if self.is_manager:
             return Scope(self.jobs(), f"Team {profile.team.name}", profile.team, True)
         team = profile.team if profile else None
-        return Scope(self.jobs(), "Your spend", team, False, profile)
+        return Scope(self.jobs(), "Your spend", team, False, profile, self.user.pk)

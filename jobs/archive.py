@@ -42,7 +42,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import pixelbyte, pricing, throttle
+from . import pixelbyte, pricing, rollup, throttle
 from .models import ArchivedFile, ArchiveStatus, FileKind, Job, Status
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,7 @@ class Attempt:
                     archive_status=ArchiveStatus.ARCHIVED, archive_next_at=None, archive_error=""
                 ):
                     raise LeaseLost
+                rollup.files_kept(self.job, sum(row.size for row in rows), len(rows))
         except IntegrityError:
             raise LeaseLost from None  # another worker recorded this job's files first
         log.info("job %s archived (%s files)", self.job.pk, len(rows))
@@ -523,12 +524,15 @@ def delete_files(job, by, now=None):
     )
     if not claimed:
         raise NothingToDelete(f"Job {job.pk} has no kept files.")
-    kept, failed = list(ArchivedFile.objects.filter(job_id=job.pk).only("name")), []
+    kept, failed = list(ArchivedFile.objects.filter(job_id=job.pk).only("name", "size")), []
     for stored in kept:
         try:
             default_storage.delete(stored.name)
         except Exception:  # any storage's error: the other files still go
             log.exception("job %s: could not delete %s from the storage", job.pk, stored.name)
             failed.append(stored.name)
-    ArchivedFile.objects.filter(job_id=job.pk).exclude(name__in=failed).delete()
+    gone = [stored for stored in kept if stored.name not in failed]
+    with transaction.atomic():
+        ArchivedFile.objects.filter(pk__in=[stored.pk for stored in gone]).delete()
+        rollup.files_kept(job, -sum(stored.size for stored in gone), -len(gone))
     return failed

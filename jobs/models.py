@@ -748,6 +748,37 @@ class SpendDay(models.Model):
         return f"{self.day}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"
 
 
+class StorageKept(models.Model):
+    """What the studio keeps of one holder's jobs, per person and project: the bytes and
+    files of their ``ArchivedFile`` rows, moved by jobs.archive in the same transaction as
+    the rows (see jobs.rollup). A team's rows have ``team`` set; a person's own rows (every
+    job they made) have it empty."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.CharField(max_length=100, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    files = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "owner", "project"],
+                condition=Q(team__isnull=False),
+                name="storage_kept_one_per_team_combination",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "project"],
+                condition=Q(team__isnull=True),
+                name="storage_kept_one_per_person_project",
+            ),
+            models.CheckConstraint(condition=Q(bytes__gte=0, files__gte=0), name="storage_kept_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.bytes} bytes in {self.files} file(s)"
+
+
 # --- spend control: raises, approvals, alerts, the audit trail, the whole bill ----------------
 
 

@@ -25,9 +25,20 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Sum
 
-from .models import NOT_CHARGED, ApiToken, Job, Profile, SpendDay, SpendMonth, Status, Team
+from .models import (
+    NOT_CHARGED,
+    ApiToken,
+    ArchivedFile,
+    Job,
+    Profile,
+    SpendDay,
+    SpendMonth,
+    Status,
+    StorageKept,
+    Team,
+)
 
 # The status classes a day row counts, beside ``charged`` (anything in NOT_CHARGED is not).
 REFUNDED = frozenset({Status.FAILED, Status.CANCELLED})  # sent, then refunded by PixelByte
@@ -170,6 +181,28 @@ def _add_day(job, team_id, day, change):
         cursor.execute(DAY_UPSERT[team_id is not None], params)
 
 
+# --- the files kept -----------------------------------------------------------------------
+
+
+def files_kept(job, size, files):
+    """Count ``files`` files of ``size`` bytes in all (negative: deleted) of ``job`` in its
+    person's and its team's storage rows; call it in the transaction that writes or deletes
+    their ``ArchivedFile`` rows (jobs.archive does)."""
+    for team_id in (None, job.team_id) if job.team_id is not None else (None,):
+        key = {"owner_id": job.owner_id, "project": job.project}
+        key.update({"team_id": team_id} if team_id is not None else {"team__isnull": True})
+        rows = StorageKept.objects.filter(**key)
+        if rows.update(bytes=F("bytes") + size, files=F("files") + files):
+            continue
+        try:
+            with transaction.atomic():  # a savepoint: a racing first insert must not undo ours
+                StorageKept.objects.create(
+                    team_id=team_id, owner_id=job.owner_id, project=job.project, bytes=size, files=files
+                )
+        except IntegrityError:
+            rows.update(bytes=F("bytes") + size, files=F("files") + files)
+
+
 def spent(month, **holder):
     """A holder's committed micro-cents in ``month`` (a date: the 1st, in its zone)."""
     return (
@@ -229,6 +262,30 @@ def _truth(jobs):
     return months, days
 
 
+STORAGE_KEY = ("team_id", "owner_id", "project")
+
+
+def recompute_storage():
+    """{(team or None, person, project): (bytes, files)} from the ``ArchivedFile`` rows."""
+    found = defaultdict(lambda: [0, 0])
+    groups = ArchivedFile.objects.values_list("job__team_id", "job__owner_id", "job__project").annotate(
+        bytes=Sum("size"), files=Count("id")
+    )
+    for team, owner, project, size, files in groups.order_by().iterator():
+        for key in (
+            ((None, owner, project), (team, owner, project))
+            if team is not None
+            else ((None, owner, project),)
+        ):
+            found[key][0] += size
+            found[key][1] += files
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def stored_storage():
+    return {row[:3]: row[3:] for row in StorageKept.objects.values_list(*STORAGE_KEY, "bytes", "files")}
+
+
 def recompute(jobs=None):
     """{(holder kind, holder, month): (micro-cents, jobs)} computed from the jobs themselves."""
     return {key: tuple(value) for key, value in _truth(jobs)[0].items()}
@@ -265,15 +322,19 @@ def _kind(owner, team, token):
 
 
 def differences():
-    """Every month and day row that does not match the jobs: {key: (stored, truth)}. A
-    month's key is (holder kind, holder, month); a day's ("day", team or None, person, day,
-    project, quality, duration)."""
+    """Every month, day and storage row that does not match the jobs and their files:
+    {key: (stored, truth)}. A month's key is (holder kind, holder, month); a day's ("day",
+    team or None, person, day, project, quality, duration); a storage row's ("storage", team
+    or None, person, project)."""
     if connection.vendor == "postgresql":
         from . import rollup_sql
 
         return rollup_sql.differences()
     months, days = _truth(None)
     found = _compare(stored(), {k: tuple(v) for k, v in months.items()}, (0, 0))
+    found.update(
+        {("storage", *k): pair for k, pair in _compare(stored_storage(), recompute_storage(), (0, 0)).items()}
+    )
     found.update(
         {
             ("day", *key): pair
@@ -337,6 +398,13 @@ def rebuild():
         list(ApiToken.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
         SpendMonth.objects.all().delete()
         SpendDay.objects.all().delete()
+        StorageKept.objects.all().delete()
+        StorageKept.objects.bulk_create(
+            [
+                StorageKept(**dict(zip(STORAGE_KEY, k, strict=True)), bytes=b, files=f)
+                for k, (b, f) in recompute_storage().items()
+            ]
+        )
         if connection.vendor == "postgresql":
             from . import rollup_sql
 

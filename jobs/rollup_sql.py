@@ -10,6 +10,7 @@ import json
 
 from django.db import connection
 
+from . import rollup
 from .models import NOT_CHARGED, Job, Profile, SpendDay, SpendMonth, Status, Team
 from .rollup import NOT_SENT, REFUNDED, zone_named
 
@@ -141,6 +142,14 @@ def differences():
                 tuple(row[4:6]) if row[3] is not None else None,
                 tuple(row[10:12]) if row[9] is not None else None,
             )
+    found.update(
+        {
+            ("storage", *k): pair
+            for k, pair in rollup._compare(
+                rollup.stored_storage(), rollup.recompute_storage(), (0, 0)
+            ).items()
+        }
+    )
     return found
 
 

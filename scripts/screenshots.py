@@ -174,6 +174,7 @@ def keep_generated_videos():
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
+    from jobs import rollup
     from jobs.models import ArchivedFile, ArchiveStatus, FileKind, Job, Status
 
     files = {
@@ -197,6 +198,7 @@ def keep_generated_videos():
     Job.objects.filter(status=Status.COMPLETED, archive_status="").update(
         archive_status=ArchiveStatus.ARCHIVED
     )
+    rollup.rebuild()  # the files written here count in the storage figures
 
 
 def submit(user, prompt, ratio="16:9", count=1, **options):

@@ -272,6 +272,7 @@ def make_archived(
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
+    from jobs import rollup
     from jobs.models import ArchivedFile, ArchiveStatus, FileKind
 
     sidecar = json.dumps({"studio_job_id": job.pk, "prompt": job.prompt}).encode()
@@ -296,6 +297,7 @@ def make_archived(
         )
     job.archive_status = ArchiveStatus.ARCHIVED
     job.save(update_fields=["archive_status"])
+    rollup.files_kept(job, sum(row.size for row in kept.values()), len(kept))  # as the archiver does
     return kept
 
 

@@ -192,6 +192,26 @@ def test_the_migration_builds_the_day_rollup_of_jobs_made_before_it(holders):
     assert rollup.differences() == {}
 
 
+def test_the_migration_builds_the_storage_kept_from_files_kept_before_it(holders, settings, tmp_path):
+    import importlib
+
+    from django.apps import apps
+
+    from jobs.models import StorageKept
+
+    from .helpers import make_archived
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    for n, owner in enumerate(holders):
+        team = getattr(getattr(owner, "profile", None), "team", None)
+        make_archived(make_job(owner, team=team, status=Status.COMPLETED, project=f"P{n % 2}"))
+    StorageKept.objects.all().delete()
+    importlib.import_module("jobs.migrations.0017_storage_kept").build_storage_kept(apps, None)
+    assert (
+        rollup.differences() == {} and StorageKept.objects.count() == 7
+    )  # 4 people, and 3 of them in a team
+
+
 def test_changing_a_holders_zone_in_the_admin_rebuilds_its_months(holders, client):
     staff = make_user("boss", is_staff=True, is_superuser=True)
     team = holders[0].profile.team

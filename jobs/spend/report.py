@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from ..budgets import budgets_of, raised, team_budget
-from ..models import NOT_CHARGED, ArchivedFile, Profile, SpendDay, Status, charge_expression
+from ..models import NOT_CHARGED, Profile, SpendDay, Status, StorageKept, charge_expression
 from ..rollup import NOT_SENT, REFUNDED, zone_named
 
 PERIODS = [
@@ -148,11 +148,9 @@ def day_rows(scope, period):
         zones = list(Profile.objects.values_list("time_zone", flat=True).distinct())
         if get_user_model().objects.filter(profile__isnull=True).exists():
             zones.append("")  # people without a profile live in the display zone
-    elif scope.profile is not None:
-        rows, zones = (
-            SpendDay.objects.filter(owner_id=scope.profile.user_id, team__isnull=True),
-            [scope.profile.time_zone],
-        )
+    elif scope.owner_id is not None:
+        rows = SpendDay.objects.filter(owner_id=scope.owner_id, team__isnull=True)
+        zones = [scope.profile.time_zone if scope.profile is not None else ""]
     else:
         return None
     if not all(same_days(period, zone_named(name)) for name in set(zones)):
@@ -407,20 +405,23 @@ class Storage:
 
 
 def storage_report(scope):
-    """What ``scope``'s kept files weigh, in all, per person and per project: one grouped
-    query over the files (``ArchivedFile.job``'s index finds each job's)."""
-    groups = (
-        ArchivedFile.objects.filter(job__in=scope.jobs.values("pk"))
-        .values("job__owner__username", "job__project")
-        .annotate(bytes=Sum("size"), files=Count("id"))
-        .order_by()
-    )
+    """What ``scope``'s kept files weigh, in all, per person and per project: one query over
+    the holder's ``StorageKept`` rows (one per person and project, kept by jobs.archive), so
+    it costs the same however many files there are."""
+    if scope.is_team and scope.team is not None:
+        rows = StorageKept.objects.filter(team=scope.team)
+    elif scope.is_team:
+        rows = StorageKept.objects.filter(team__isnull=True)  # every person's own: every file once
+    elif scope.owner_id is not None:
+        rows = StorageKept.objects.filter(team__isnull=True, owner_id=scope.owner_id)
+    else:
+        return Storage()
     result, members, projects = Storage(), {}, {}
-    for group in groups:
+    for group in rows.filter(files__gt=0).values("owner__username", "project", "bytes", "files"):
         result.total += group["bytes"]
         result.files += group["files"]
-        _add_to(members, group["job__owner__username"], group)
-        _add_to(projects, group["job__project"], group)
+        _add_to(members, group["owner__username"], group)
+        _add_to(projects, group["project"], group)
     result.by_member = _heaviest_first(members, "owner__username")
     result.by_project = _heaviest_first(projects, "project")
     return result

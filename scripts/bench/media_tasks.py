@@ -84,13 +84,13 @@ def completed_job(owner, prompt):
     """A completed job as the lifecycle leaves one (a builder, as the tests have)."""
     from django.utils import timezone
 
-    from jobs import pricing
-    from jobs.models import Job, Status
+    from jobs import lifecycle, pricing
+    from jobs.models import Status
 
     params = {"prompt": prompt, "quality": "std", "duration": "5", "aspect_ratio": "16:9"}
     cost = pricing.DEFAULT_MODEL.cost(params)
     now = timezone.now()
-    return Job.objects.create(
+    return lifecycle.record(
         owner=owner,
         submission_key=uuid.uuid4(),
         model_slug=pricing.DEFAULT_MODEL.slug,
@@ -159,6 +159,7 @@ def files(count, mb, gb):
     from django.core.files.storage import default_storage
     from django.test import Client
 
+    from jobs import rollup
     from jobs.models import ArchivedFile, ArchiveStatus, Job
 
     person = media_user()
@@ -185,6 +186,8 @@ def files(count, mb, gb):
     rows.append(video_row(big, name, gb * 1024**3))
     ArchivedFile.objects.bulk_create(rows)
     Job.objects.filter(owner=person).update(archive_status=ArchiveStatus.ARCHIVED)
+    for row in rows:
+        rollup.files_kept(row.job, row.size, 1)  # as the archiver counts what it keeps
     client = Client()
     client.force_login(person)
     return {
