@@ -167,10 +167,14 @@ def _day_upsert_sql():
 DAY_UPSERT = _day_upsert_sql()
 
 
+def _holder(team_id):
+    """A team's rows, or (no team) a person's own."""
+    return {"team_id": team_id} if team_id is not None else {"team__isnull": True}
+
+
 def _add_day(job, team_id, day, change):
     key = {"day": day, "owner_id": job.owner_id, "project": job.project, "quality": job.quality}
-    key["duration"] = job.duration
-    key.update({"team_id": team_id} if team_id is not None else {"team__isnull": True})
+    key.update(duration=job.duration, **_holder(team_id))
     # Taking away: the job was counted in this row, which exists (a row is never inserted
     # with a negative amount: its check constraint would refuse it).
     added = {name: F(name) + value for name, value in zip(SpendDay.COUNTS, change, strict=True) if value}
@@ -189,9 +193,7 @@ def files_kept(job, size, files):
     person's and its team's storage rows; call it in the transaction that writes or deletes
     their ``ArchivedFile`` rows (jobs.archive does)."""
     for team_id in (None, job.team_id) if job.team_id is not None else (None,):
-        key = {"owner_id": job.owner_id, "project": job.project}
-        key.update({"team_id": team_id} if team_id is not None else {"team__isnull": True})
-        rows = StorageKept.objects.filter(**key)
+        rows = StorageKept.objects.filter(owner_id=job.owner_id, project=job.project, **_holder(team_id))
         if rows.update(bytes=F("bytes") + size, files=F("files") + files):
             continue
         try:
