@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from . import rollup
 from .models import Job, Notice, Profile, Role, Team
 
 MAX_JOB_ID = 2**63 - 1  # the largest id the database holds
@@ -115,6 +116,13 @@ class Viewer:
         """Every job this person may see, as one condition (for lists and counts)."""
         rule = self._rule()
         return Job.objects.all() if rule is None else Job.objects.filter(**{rule[0]: rule[1]})
+
+    def job_count(self):
+        """How many jobs this person may see, as an expression read from the monthly rollup
+        (each job counts once in its person's and its team's months): a row a month,
+        whatever the history."""
+        rule = self._rule()
+        return rollup.jobs_counted(**({"owner__isnull": False} if rule is None else {rule[0]: rule[1]}))
 
     def sees(self, job):
         """Whether this person may see ``job``: the same rule, on a job already loaded."""

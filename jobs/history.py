@@ -5,8 +5,10 @@ page 4,000 costs what page 1 costs: for the default order the ``job_owner_create
 index serves both the order and the cut.
 
 One page of the history is one query: each row carries the viewer's own star and
-rating, and the count of every match rides along as a subquery the database runs
-once. Only a page with stacks on it costs one query more (their other members).
+rating, and the count of a filter's matches (up to ``COUNT_CAP``) rides along as a
+subquery the database runs once; with no filter, that subquery reads the count of every
+job the viewer may see from the monthly rollup instead, a row a month. Only a page with stacks on it
+costs one query more (their other members).
 """
 
 import base64
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import Exists, F, Func, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -281,18 +284,33 @@ def sorted_for(jobs, order, user):
     return jobs
 
 
-def with_total(jobs, matching):
-    """``jobs`` with ``matches``: how many rows ``matching`` has. The subquery names no
-    outer column, so the database counts once per page, not once per row."""
-    return jobs.annotate(matches=_count(matching))
+# Matches of a filter are counted up to this many ("10,000+" beyond), so a filter that
+# matches most of a large history costs no more than one that matches a page of it.
+COUNT_CAP = 10_000
+
+
+def with_total(jobs, matching, everything=None):
+    """``jobs`` with ``matches``: how many rows ``matching`` has, up to ``COUNT_CAP`` + 1, or
+    ``everything`` (an expression: the count of every job the viewer may see, when no filter
+    narrows them). The subquery names no outer column, so the database counts once per
+    page, not once per row."""
+    return jobs.annotate(matches=_capped_count(matching) if everything is None else everything)
+
+
+def _capped_count(queryset):
+    inner, params = queryset.order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
+    # Only Django's own compiled SQL goes into the text; every value stays a parameter.
+    sql = f"SELECT COUNT(*) FROM ({inner}) AS capped"  # noqa: S608
+    return RawSQL(sql, params, output_field=IntegerField())  # noqa: S611
 
 
 def total(page, matching, paged):
-    """How many videos match the filters: carried by the page's rows (no query of its own)."""
+    """How many videos match the filters, up to ``COUNT_CAP`` + 1 (or all of them, with no
+    filter): carried by the page's rows (no query of its own)."""
     if page.jobs:
         return page.jobs[0].matches
     # An empty first page matches nothing; a page past the end is rare enough to count apart.
-    return matching.count() if paged else 0
+    return matching.order_by().values("pk")[: COUNT_CAP + 1].count() if paged else 0
 
 
 # --- stacks: the jobs of one form post ------------------------------------------------------

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from .models import (
     NOT_CHARGED,
@@ -203,6 +204,13 @@ def files_kept(job, size, files):
                 )
         except IntegrityError:
             rows.update(bytes=F("bytes") + size, files=F("files") + files)
+
+
+def jobs_counted(**holders):
+    """How many jobs the holders' months count in all (every job, in any status), as an
+    expression: a subquery a page's own query can carry."""
+    months = SpendMonth.objects.filter(**holders).order_by().values(every=Value(1))
+    return Coalesce(Subquery(months.annotate(n=Sum("jobs")).values("n")), 0)
 
 
 def spent(month, **holder):

@@ -261,3 +261,26 @@ def test_an_extreme_cursor_is_refused():
 
     raw = base64.urlsafe_b64encode(b"0001-01-01T00:00:00+01:00|5").decode()
     assert history.Cursor.decode(raw) is None
+
+
+def test_with_no_filter_the_count_is_every_job_the_person_may_see(client, owner, teammate, manager, staff):
+    for person, jobs in ((owner, 3), (teammate, 2)):
+        for _ in range(jobs):
+            make_job(person, team=person.profile.team, status=Status.COMPLETED)
+    make_job(owner, team=None, status=Status.REFUSED)  # made before joining: still theirs
+    for person, seen in ((owner, 4), (manager, 5), (staff, 6)):
+        client.force_login(person)
+        html = client.get(LIST).content.decode()
+        assert f"<strong>{seen}</strong> videos match" in html, person
+
+
+def test_a_filter_matching_more_than_the_cap_says_so(owner_client, owner, monkeypatch):
+    monkeypatch.setattr(history, "COUNT_CAP", 3)
+    for _ in range(5):
+        make_job(owner, team=owner.profile.team, status=Status.COMPLETED)
+    make_job(owner, team=owner.profile.team, status=Status.FAILED)
+    html = owner_client.get(LIST, {"status": "completed"}).content.decode()
+    assert "<strong>3+</strong> videos match" in html
+    html = owner_client.get(LIST, {"status": "failed"}).content.decode()
+    assert "<strong>1</strong> video matches" in html
+    assert "<strong>6</strong> videos match" in owner_client.get(LIST).content.decode()

@@ -180,8 +180,9 @@ def from_days(rows, period):
         sql = f"""
             SELECT GROUPING("day"), GROUPING("owner_id"), GROUPING("project"), GROUPING("quality"),
                    GROUPING("duration"), "day", "owner_id", MAX("owner__username"), "project", "quality",
-                   "duration", SUM("billed_micro_cents")::bigint, SUM("jobs")::int, SUM("charged")::int,
-                   SUM("completed")::int, SUM("refunded")::int, SUM("unsent")::int
+                   "duration", COALESCE(SUM("billed_micro_cents"), 0)::bigint, COALESCE(SUM("jobs"), 0)::int,
+                   COALESCE(SUM("charged"), 0)::int, COALESCE(SUM("completed"), 0)::int,
+                   COALESCE(SUM("refunded"), 0)::int, COALESCE(SUM("unsent"), 0)::int
             FROM ({inner}) AS period_days
             GROUP BY GROUPING SETS (("day"), ("owner_id"), ("project"), ("quality"), ("duration"), ())
         """  # noqa: S608
