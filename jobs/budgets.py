@@ -18,15 +18,15 @@ raise granted by a manager, or made by approving a job over budget, ends at the 
 by itself because the next month has none.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from . import access, pricing, rollup
-from .models import ApiToken, BudgetRaise, Profile, Team
+from . import access, pricing
+from .models import ApiToken, BudgetRaise, Profile, SpendMonth, Team
 from .rollup import zone_named
 
 WARN_AT_PERCENT = 80
@@ -69,6 +69,10 @@ class Budget:
 
     def fits(self, cost):
         return self.spent + cost <= self.limit
+
+    def after(self, cost):
+        """This budget once ``cost`` more is committed against it."""
+        return replace(self, spent=self.spent + cost)
 
     def over_by(self, cost):
         return max(0, self.spent + cost - self.limit)
@@ -128,61 +132,131 @@ def raises_of(month, **holder):
     return sums["total"] or 0, sums["approvals"] or 0
 
 
-def _budget(kind, name, base, zone_name, now, **holder):
-    start, end = month_of(now, zone_named(zone_name))
-    # Raises are granted to people and teams; a token's own budget is its person's to set.
-    extra, approvals = (0, 0) if "token_id" in holder else raises_of(start.date(), **holder)
-    spent = rollup.spent(start.date(), **holder)
-    ((field, pk),) = holder.items()
-    return Budget(
-        kind,
-        name,
-        base + extra,
-        spent,
-        start,
-        end,
-        raised=extra,
-        approval_raised=approvals,
-        holder=(field, pk),
-    )
+@dataclass(frozen=True)
+class _Holder:
+    """A budget before its month's figures are read: who holds it, and its base limit."""
+
+    kind: str
+    name: str
+    base: int
+    zone_name: str
+    field: str  # "owner_id", "team_id" or "token_id"
+    pk: int
 
 
-def _user_budget(user, profile, now, name="your monthly budget"):
-    return _budget("user", name, profile.monthly_budget_micro_cents, profile.time_zone, now, owner_id=user.pk)
+def _user_holder(user, profile, name="your monthly budget"):
+    return _Holder("user", name, profile.monthly_budget_micro_cents, profile.time_zone, "owner_id", user.pk)
 
 
-def _team_budget(team, now):
+def _theirs(user):
+    """A person's own budget, named for others to read."""
+    return f"{user.get_username()}'s monthly budget"
+
+
+def _team_holder(team):
     name = f"the team budget ({team.name})"
-    return _budget("team", name, team.monthly_budget_micro_cents, team.time_zone, now, team_id=team.pk)
+    return _Holder("team", name, team.monthly_budget_micro_cents, team.time_zone, "team_id", team.pk)
 
 
-def _token_budget(token, profile, now):
+def _token_holder(token, profile):
     zone = profile.time_zone if profile is not None else ""
     name = f"the token's monthly budget ({token.name})"
-    return _budget("token", name, token.monthly_budget_micro_cents, zone, now, token_id=token.pk)
+    return _Holder("token", name, token.monthly_budget_micro_cents, zone, "token_id", token.pk)
+
+
+def _read(holders, now):
+    """The budgets of ``holders`` this month (each in its holder's zone), with their spend and
+    raises read in one statement, in the order given."""
+    if not holders:
+        return []
+    months = [month_of(now, zone_named(holder.zone_name)) for holder in holders]
+    keys = [
+        (holder.field, holder.pk, start.date()) for holder, (start, _) in zip(holders, months, strict=True)
+    ]
+    return [
+        Budget(
+            holder.kind,
+            holder.name,
+            holder.base + extra,
+            spent,
+            start,
+            end,
+            raised=extra,
+            approval_raised=approvals,
+            holder=(holder.field, holder.pk),
+        )
+        for holder, (start, end), (spent, extra, approvals) in zip(
+            holders, months, _figures(keys), strict=True
+        )
+    ]
+
+
+# One branch of ``_figures``' statement each: only table and column names from the models
+# and row numbers go into the text; every value is a parameter.
+SPENT_SQL = "SELECT {tag}, billed_micro_cents, 0 FROM {table} WHERE month = %s AND {field} = %s"
+RAISED_SQL = (
+    "SELECT {tag}, CAST(COALESCE(SUM(amount_micro_cents), 0) AS BIGINT), "
+    "CAST(COALESCE(SUM(CASE WHEN job_id IS NOT NULL THEN amount_micro_cents ELSE 0 END), 0) AS BIGINT) "
+    "FROM {table} WHERE month = %s AND {field} = %s"
+)
+
+
+def _figures(keys):
+    """[(committed spend, raises, raises made by approvals)] of each (holder column, holder
+    id, month) in ``keys``, in micro-cents: the ``SpendMonth`` row (kept by jobs.rollup) and the
+    month's ``BudgetRaise`` rows of every holder, in one round trip. A token has no raises:
+    they are granted to people and teams; a token's own budget is its person's to set."""
+    parts, params = [], []
+    for index, (field, pk, month) in enumerate(keys):
+        value = connection.ops.adapt_datefield_value(month)
+        parts.append(SPENT_SQL.format(tag=2 * index, table=SpendMonth._meta.db_table, field=field))
+        params += [value, pk]
+        if field != "token_id":
+            parts.append(RAISED_SQL.format(tag=2 * index + 1, table=BudgetRaise._meta.db_table, field=field))
+            params += [value, pk]
+    found = [[0, 0, 0] for _ in keys]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for tag, first, second in cursor.fetchall():
+            index, branch = divmod(tag, 2)
+            if branch == 0:
+                found[index][0] = int(first)
+            else:
+                found[index][1:] = [int(first), int(second)]
+    return [tuple(row) for row in found]
 
 
 def token_budget(token, profile, now=None):
     """An API token's own budget this month (None without one); its month is its person's."""
     if token is None or token.monthly_budget_micro_cents is None:
         return None
-    return _token_budget(token, profile, now or timezone.now())
+    return _read([_token_holder(token, profile)], now or timezone.now())[0]
 
 
 def person_budget(user, profile, now=None, name=None):
     """A person's own budget this month (None without one), named for others to read."""
     if profile is None or profile.monthly_budget_micro_cents is None:
         return None
-    return _user_budget(
-        user, profile, now or timezone.now(), name or f"{user.get_username()}'s monthly budget"
-    )
+    return _read([_user_holder(user, profile, name or _theirs(user))], now or timezone.now())[0]
 
 
 def team_budget(team, now=None):
     """A team's budget this month (None without one)."""
     if team is None or team.monthly_budget_micro_cents is None:
         return None
-    return _team_budget(team, now or timezone.now())
+    return _read([_team_holder(team)], now or timezone.now())[0]
+
+
+def person_and_team(user, profile, team, now=None):
+    """(``person_budget``, ``team_budget``) of ``user`` and ``team``, each None without one,
+    read in one statement."""
+    holders = []
+    if profile is not None and profile.monthly_budget_micro_cents is not None:
+        holders.append(_user_holder(user, profile, _theirs(user)))
+    if team is not None and team.monthly_budget_micro_cents is not None:
+        holders.append(_team_holder(team))
+    found = {budget.kind: budget for budget in _read(holders, now or timezone.now())}
+    return found.get("user"), found.get("team")
 
 
 def budgets_for(user, now=None):
@@ -192,25 +266,55 @@ def budgets_for(user, now=None):
 
 def budgets_of(user, profile, now=None, token=None):
     """``budgets_for`` with the user's profile (or None) already read, as a viewer has it;
-    with ``token``, the token's own budget first."""
-    now = now or timezone.now()
-    found = [b for b in [token_budget(token, profile, now)] if b is not None]
+    with ``token``, the token's own budget first. One statement reads them all."""
+    team = profile.team if profile is not None else None
+    return _read(_holders(user, profile, team, token, token_first=True), now or timezone.now())
+
+
+def _holders(user, profile, team, token, token_first=False):
+    """The holders whose budgets apply to a job of ``user`` (sent with ``token``, or None)."""
+    found = []
     if profile is not None and profile.monthly_budget_micro_cents is not None:
-        found.append(_user_budget(user, profile, now))
-    if (
-        profile is not None
-        and profile.team is not None
-        and profile.team.monthly_budget_micro_cents is not None
-    ):
-        found.append(_team_budget(profile.team, now))
+        found.append(_user_holder(user, profile))
+    if team is not None and team.monthly_budget_micro_cents is not None:
+        found.append(_team_holder(team))
+    if token is not None and token.monthly_budget_micro_cents is not None:
+        found.insert(0 if token_first else len(found), _token_holder(token, profile))
     return found
 
 
-def _lock(profile):
-    """Lock the rows holding the budgets: team first, then person, one order everywhere
-    so two submissions cannot deadlock. Returns the locked (team or None, profile)."""
-    team = Team.objects.select_for_update().get(pk=profile.team_id) if profile.team_id else None
-    return team, Profile.objects.select_for_update().get(pk=profile.pk)
+def _lock(user):
+    """Lock the rows holding the budgets: team first, then person, one order everywhere so
+    two submissions cannot deadlock. Returns the locked (team or None, profile or None).
+
+    Two statements: the team is found through the person's row, read without a lock, so
+    should the person move to another team between the two (an administrator's change),
+    the new team is locked too and the pair read again."""
+    while True:
+        team = next(iter(Team.objects.raw(_locking(TEAM_OF_PERSON_SQL), [user.pk])), None)
+        profile = next(iter(Profile.objects.raw(_locking(PERSON_SQL), [user.pk])), None)
+        if profile is None:
+            return None, None
+        if profile.team_id == (team.pk if team is not None else None):
+            break
+    if team is not None:
+        profile.team = team  # the locked row, so nothing reads it again
+    return team, profile
+
+
+# The two locks are written out: every paid submit waits on them, and the ORM takes longer
+# to build these queries than the database takes to answer them.
+TEAM_OF_PERSON_SQL = (
+    f"SELECT * FROM {Team._meta.db_table} "  # noqa: S608 (names from the models only)
+    f"WHERE id = (SELECT team_id FROM {Profile._meta.db_table} WHERE user_id = %s)"
+)
+PERSON_SQL = f"SELECT * FROM {Profile._meta.db_table} WHERE user_id = %s"  # noqa: S608
+
+
+def _locking(sql):
+    """``sql`` locking the rows it reads, where the database has row locks (SQLite has none:
+    its IMMEDIATE transaction already lets one writer in at a time)."""
+    return f"{sql} FOR UPDATE" if connection.features.has_select_for_update else sql
 
 
 @dataclass(frozen=True)
@@ -229,27 +333,22 @@ class Locked:
 def lock(user, now=None, token=None):
     """Lock ``user``'s budget holders (and ``token``, an API token sending the job) and read
     their budgets; must run inside the transaction that records (or sends) the job, so two
-    submissions can never share the same headroom. Order: team, person, token."""
+    submissions can never share the same headroom. Order: team, person, token.
+
+    The budgets are read by a statement of their own, after every lock is held: on
+    PostgreSQL a statement sees what was committed when it began, so a read inside a locking
+    statement that had to wait could miss the spend of the submission it waited for."""
     if not connection.in_atomic_block:
         raise transaction.TransactionManagementError(
             "Budgets must be checked inside the transaction that records the job."
         )
     now = now or timezone.now()
-    profile = Profile.objects.filter(user_id=user.pk).first()
-    team, budgets = None, []
-    if profile is not None:
-        team, profile = _lock(profile)
-        if profile.monthly_budget_micro_cents is not None:
-            budgets.append(_user_budget(user, profile, now))
-        if team is not None and team.monthly_budget_micro_cents is not None:
-            budgets.append(_team_budget(team, now))
+    team, profile = _lock(user)
     if token is not None:
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
         if not token.is_live(now):
             raise TokenNotLive(token)  # revoked (or expired) while this request was on its way
-        if token.monthly_budget_micro_cents is not None:
-            budgets.append(_token_budget(token, profile, now))
-    return Locked(team, profile, budgets)
+    return Locked(team, profile, _read(_holders(user, profile, team, token), now))
 
 
 def lock_and_check(user, cost, now=None):

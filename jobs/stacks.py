@@ -5,7 +5,8 @@ own derived from it (``member_key``); they share the prompt and options and diff
 seed (``seeds``). The history shows a stack as one row that opens to its members.
 
 The tray beside the prompt form shows the person's latest jobs from this browser session
-(``remember_in_tray``, ``tray_of``), live, so they can keep iterating without leaving the form.
+(``remember_in_tray``, ``tray_of``; a post answered in place sends only its own, ``in_tray``),
+live, so they can keep iterating without leaving the form.
 """
 
 import secrets
@@ -107,10 +108,23 @@ def tray_of(session, viewer):
         else {}
     )
     for job in jobs:
-        job.facts = facts(job)
-        place = position(job)
-        job.stack_place = f"{place} of {sizes[job.stack_key]}" if place and job.stack_key in sizes else ""
+        _describe(job, sizes.get(job.stack_key))
     return jobs
+
+
+def in_tray(jobs):
+    """``jobs`` that one post just made (all of a stack's members), described for the tray as
+    ``tray_of`` describes its jobs, in the order made; no query."""
+    for job in jobs:
+        _describe(job, len(jobs))
+    return jobs
+
+
+def _describe(job, stack_size):
+    """Give ``job`` its ``facts`` and, in a stack of ``stack_size``, its ``stack_place``."""
+    job.facts = facts(job)
+    place = position(job)
+    job.stack_place = f"{place} of {stack_size}" if place and stack_size else ""
 
 
 def facts(job):

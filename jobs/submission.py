@@ -8,7 +8,7 @@ the row ``unknown`` until the API says what happened.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from urllib.parse import urlsplit
@@ -48,26 +48,50 @@ def submit_job(
     return job
 
 
-def _submit(user, submission_key, client, **fields):
+def _submit(user, submission_key, client, *, model, params, **fields):
     """``submit_job``; return (the job, whether this call recorded it: False when an earlier
     or concurrent call with the same key did)."""
-    existing = Job.objects.filter(submission_key=submission_key).first()
-    if existing is not None:
-        return _own(existing, user), False
+    made = _make(user, model, [(submission_key, params)], client=client, **fields)
+    return made.jobs[0], made.recorded
+
+
+@dataclass(frozen=True)
+class Made:
+    """What one post made: its jobs in the order made; whether this post recorded them (False:
+    an earlier or concurrent post with the same key did, and nothing was sent now); and, when
+    it did, the budgets they were checked against with what the jobs now count on them."""
+
+    jobs: list
+    recorded: bool
+    budgets: list = field(default_factory=list)
+
+
+def _make(user, model, members, *, client=None, stack_key=None, **fields):
+    """Record ``members`` ((submission key, params) pairs) under the budgets' locks, judged as
+    one, then send them (unless they wait for a manager): a ``Made``.
+
+    The key is looked up first (as a stack's key or a job's): a post repeated after a pause
+    began, or while the breaker lets one trial through, must find its jobs rather than be
+    told to wait or take the trial; a repeat racing the first post is caught by the unique key."""
+    key = stack_key or members[0][0]
+    earlier = _made_from(key, user)
+    if earlier:
+        return Made(earlier, recorded=False)
     breaker = throttle.check_submit()
     try:
-        job = record(user=user, submission_key=submission_key, **fields)
+        jobs, locked = _record_together(user, model, members, stack_key=stack_key, **fields)
     except (IntegrityError, budgets.OverBudget):
-        # The same form posted twice at once: the other request recorded it (and
-        # its spend may be what now fills the budget).
-        twin = Job.objects.filter(submission_key=submission_key).first()
-        if twin is None:
+        # The same form posted twice at once: the other request recorded it (and its spend
+        # may be what now fills the budget).
+        twins = _made_from(key, user)
+        if not twins:
             raise
-        return _own(twin, user), False
-    if job.status == Status.AWAITING:
-        return job, True
-    with pixelbyte.client_or_default(client) as api:
-        return send(job, api, breaker), True
+        return Made(twins, recorded=False)
+    if jobs[0].status != Status.AWAITING:
+        with pixelbyte.client_or_default(client) as api:
+            jobs = _send_all(jobs, api, breaker)
+    added = sum(job.billed_micro_cents for job in jobs)
+    return Made(jobs, recorded=True, budgets=[budget.after(added) for budget in locked.budgets])
 
 
 def approve_and_send(job_id, decider, note="", *, request=None, client=None):
@@ -91,7 +115,7 @@ def record(*, user, model, params, submission_key, project="", request=None, tok
     """Record the job under its budgets' locks: to be sent, or awaiting a manager's approval.
     Raises ``budgets.OverBudget`` when it passes a budget and may not ask (an API token's own
     budget is never asked past)."""
-    (job,) = _record_together(
+    (job,), _ = _record_together(
         user,
         model,
         [(submission_key, params)],
@@ -108,7 +132,8 @@ def _record_together(
 ):
     """Record ``members`` ((submission key, params) pairs) in one transaction under the
     budgets' locks, judged as one (``_judge``): all to be sent, all awaiting approval, or
-    none (``budgets.OverBudget``). Returns the jobs in the order given."""
+    none (``budgets.OverBudget``). Returns (the jobs in the order given, the ``budgets.Locked``
+    they were judged against)."""
     rows = [(key, Job.input_fields(model, params)) for key, params in members]
     with transaction.atomic():
         locked = budgets.lock(user, token=token)
@@ -134,7 +159,7 @@ def _record_together(
             # One request per job: a manager may still approve some and decline others.
             for job in jobs:
                 approvals.open_request(job, ask, request=request)
-        return jobs
+        return jobs, locked
 
 
 def _judge(user, locked, costs):
@@ -207,11 +232,19 @@ def send(job, client, breaker=None):
 
 def settle_success(job, result):
     """Store the submit answer (see ``lifecycle.accept``); return the job."""
-    taken = (
-        Job.objects.filter(remote_id=result.job_id).exclude(pk=job.pk).values_list("pk", flat=True).first()
-    )
-    if taken is not None:
-        # Never seen from PixelByte, but a unique id is our invariant: keep both rows intact.
+    try:
+        job = lifecycle.accept(job.pk, result)
+    except IntegrityError:
+        # Never seen from PixelByte, but a unique remote id is the schema's invariant (so it is
+        # not looked up before every answer): the change was rolled back; keep both rows intact.
+        taken = (
+            Job.objects.filter(remote_id=result.job_id)
+            .exclude(pk=job.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if taken is None:
+            raise
         return settle_error(
             job,
             pixelbyte.BadResponse(
@@ -221,7 +254,6 @@ def settle_success(job, result):
                 request_id=result.request_id,
             ),
         )
-    job = lifecycle.accept(job.pk, result)
     cost = job.api_cost_micro_cents
     log.info(
         "job %s sent: remote id %s, request %s, cost %s µ¢",
@@ -297,39 +329,41 @@ def submit_stack(*, user, model, params, count, submission_key, project="", clie
     every budget as one (``budgets.OverBudget``, for their total: all or none), all awaiting
     a manager when the team's rule makes them wait; then each is sent.
     """
-    earlier = _made_from(submission_key, user)
-    if earlier:
-        return earlier
+    made = submit_form(
+        user=user,
+        model=model,
+        params=params,
+        count=count,
+        submission_key=submission_key,
+        project=project,
+        client=client,
+        request=request,
+    )
+    return made.jobs
+
+
+def submit_form(*, user, model, params, count, submission_key, project="", client=None, request=None):
+    """``submit_stack``, answered as a ``Made``: the jobs, whether this post recorded them, and
+    the budgets as they stand after them (which the form shows without reading them again)."""
+    fields = {"project": project, "request": request, "client": client}
     if count == 1:
-        fields = {"model": model, "params": params, "project": project, "request": request}
-        return [_submit(user, submission_key, client, **fields)[0]]
+        return _make(user, model, [(submission_key, params)], **fields)
     spec = model.input("seed")
     chosen = stacks.seeds(params.get(spec.name), count, spec.max_value)
     members = [
         (stacks.member_key(submission_key, i), {**params, spec.name: seed}) for i, seed in enumerate(chosen)
     ]
-    breaker = throttle.check_submit()
-    try:
-        jobs = _record_together(
-            user, model, members, stack_key=submission_key, project=project, request=request
-        )
-    except (IntegrityError, budgets.OverBudget):
-        # The same form posted twice at once: the other request recorded them.
-        twins = _made_from(submission_key, user)
-        if not twins:
-            raise
-        return twins
-    if jobs[0].status == Status.AWAITING:
-        return jobs
-    with pixelbyte.client_or_default(client) as api:
-        return _send_all(jobs, api, breaker)
+    return _make(user, model, members, stack_key=submission_key, **fields)
 
 
 def _made_from(submission_key, user):
-    """The jobs an earlier post of this form made (a stack, or one job), in the order made."""
-    jobs = list(
-        Job.objects.filter(Q(stack_key=submission_key) | Q(submission_key=submission_key)).order_by("pk")
-    )
+    """The jobs an earlier post of this form made (a stack, or one job), in the order made.
+    Almost every post is a new one: whether there are any is asked first, a query far cheaper
+    to build than one of every column."""
+    made = Job.objects.filter(Q(stack_key=submission_key) | Q(submission_key=submission_key))
+    if not made.exists():
+        return []
+    jobs = list(made.order_by("pk"))
     for job in jobs:
         _own(job, user)
     return jobs
@@ -362,7 +396,12 @@ def submit_for_token(
     """``submit_job`` for an API token's person, with the token; returns (the job, whether this
     call recorded it), which the API reports as a replay when False."""
     fields = {"model": model, "params": params, "project": project, "request": request}
-    return _submit(token.user, submission_key, client, token=token, callback_url=callback_url, **fields)
+    job, recorded = _submit(
+        token.user, submission_key, client, token=token, callback_url=callback_url, **fields
+    )
+    if job.api_token_id == token.pk:
+        job.api_token = token  # the answer names it, and the request has read it already
+    return job, recorded
 
 
 @dataclass(frozen=True)

@@ -141,16 +141,17 @@ def test_bud05_a_brand_new_user_and_team_are_capped_from_the_first_submission(sa
 def test_bud04_without_the_lock_the_same_race_overspends(sandbox, monkeypatch):
     """The guard on the guard: remove the row locks and BUD-01 fails."""
     from jobs import budgets
+    from jobs.models import Profile
 
-    real = budgets._user_budget
+    real = budgets._figures
 
     def slow_unlocked(*args):
         found = real(*args)
         time.sleep(0.2)  # everyone reads the same headroom before anyone writes
         return found
 
-    monkeypatch.setattr(budgets, "_lock", lambda profile: (None, profile))
-    monkeypatch.setattr(budgets, "_user_budget", slow_unlocked)
+    monkeypatch.setattr(budgets, "_lock", lambda user: (None, Profile.objects.get(user_id=user.pk)))
+    monkeypatch.setattr(budgets, "_figures", slow_unlocked)
     user = make_member(None, team=None, monthly_budget_micro_cents=BUDGET_FOR_FIVE)
     outcomes = race([user], sandbox)
     assert outcomes.count("sent") > 5

@@ -16,8 +16,8 @@ from ..bearer import token_or_session
 from ..forms import HistoryFilterForm, JobForm, SpendFilterForm
 from ..models import ArchiveStatus, FileKind, Status, TokenScope
 from ..spend.report import storage_report
-from ..stacks import remember_in_tray, tray_of
-from ..submission import CannotCancel, ForeignSubmissionKey, cancel_and_record, submit_stack
+from ..stacks import TRAY_SESSION_KEY, in_tray, remember_in_tray, tray_of
+from ..submission import CannotCancel, ForeignSubmissionKey, cancel_and_record, submit_form
 from ..throttle import SubmissionPaused, pause_remaining
 from ..watching import may_stop as may_stop_watching
 from .approvals import raises_context
@@ -50,15 +50,52 @@ def _render_form(request, form, status=200, refused_job=None, source_job=None, p
         "gone_out": [job for job in sent if job.status not in (Status.AWAITING, Status.REFUSED)],
         "awaiting": [job for job in sent if job.status == Status.AWAITING],
     }
-    busy = pause_remaining() if request.method == "POST" else 0
+    context["wait"] = _wait(paused, pause_remaining() if request.method == "POST" else 0)
+    return render(request, "jobs/new.html", context, status=status)
+
+
+def _wait(paused, busy):
+    """What the form says about waiting (or None): the ``SubmissionPaused`` that refused a post,
+    or ``busy``, the seconds left of the pause PixelByte asked for."""
     if paused is not None and not busy:
         # Not PixelByte's pause but the studio's breaker: its own words, and the wait.
-        context["wait"] = {"seconds": paused.seconds, "text": str(paused)}
-    elif paused is not None or busy:
+        return {"seconds": paused.seconds, "text": str(paused)}
+    if paused is not None or busy:
         seconds = paused.seconds if paused is not None else busy
         text = f"PixelByte is busy: try again in {seconds} s. Nothing was sent, so nothing was charged."
-        context["wait"] = {"seconds": seconds, "text": text}
-    return render(request, "jobs/new.html", context, status=status)
+        return {"seconds": seconds, "text": text}
+    return None
+
+
+def _answer_in_place(request, form, status=200, refused_job=None, paused=None, made=None):
+    """The answer to a post tray.js makes (``X-Requested-With: fetch``): only what a post
+    changes on the form page (its messages, key and field errors; the tray's news and the
+    videos it made; the budgets), drawn by the page's partials (``jobs/_form_answer.html``).
+
+    ``made`` (a ``submission.Made``) is what the post made. The budgets come from the check
+    that recorded the jobs, plus what they now count; nothing is read again unless the post
+    was refused by a budget or repeated an earlier one. PixelByte's pause is read only when
+    something was not sent."""
+    jobs = made.jobs if made is not None else []
+    if made is not None and made.recorded:
+        shown = made.budgets
+    elif made is not None or status == 409:  # a repeated post, or a refusal by a budget
+        shown = budgets.budgets_of(request.user, Viewer.for_request(request).profile)
+    else:
+        shown = None
+    unsent = made is None or any(job.status == Status.REFUSED for job in jobs)
+    context = {
+        "form": form,
+        "refused_job": refused_job,
+        "wait": _wait(paused, pause_remaining() if unsent else 0),
+        "tray": in_tray(jobs),
+        "tray_ids": request.session.get(TRAY_SESSION_KEY, []),
+        "sent_ids": [job.pk for job in jobs],
+        "gone_out": [job for job in jobs if job.status not in (Status.AWAITING, Status.REFUSED)],
+        "awaiting": [job for job in jobs if job.status == Status.AWAITING],
+        "budgets": None if shown is None else [budget.as_json() for budget in shown],
+    }
+    return render(request, "jobs/_form_answer.html", context, status=status)
 
 
 def _source_job(request):
@@ -76,7 +113,8 @@ PREFILLED = ("prompt", "quality", "duration", "aspect_ratio", "count", "seed", "
 @require_http_methods(["GET", "POST"])
 def new_job(request):
     """The prompt form. A post makes its videos (``count`` of them, as one stack) and answers
-    the form again, everything typed kept under a fresh key, with the videos in its tray."""
+    the form again, everything typed kept under a fresh key, with the videos in its tray; a
+    post made by the page's script is answered with only what changed (``_answer_in_place``)."""
     if request.method == "GET":
         source = _source_job(request)
         if source:
@@ -84,11 +122,13 @@ def new_job(request):
         else:  # a link may start the form with values (the prompt library's "Use")
             form = JobForm(initial={name: request.GET[name] for name in PREFILLED if name in request.GET})
         return _render_form(request, form, source_job=source)
+    in_place = request.headers.get("X-Requested-With") == "fetch"
+    answer = _answer_in_place if in_place else _render_form
     form = JobForm(request.POST)
     if not form.is_valid():
-        return _render_form(request, form, status=422)
+        return answer(request, form, status=422)
     try:
-        jobs = submit_stack(
+        made = submit_form(
             user=request.user,
             model=form.model,
             params=form.params(),
@@ -98,16 +138,19 @@ def new_job(request):
             request=request,
         )
     except SubmissionPaused as exc:
-        return _render_form(request, form, status=429, paused=exc)
+        return answer(request, form, status=429, paused=exc)
     except budgets.OverBudget as exc:
         form.add_error(None, str(exc))
-        return _render_form(request, form, status=409)
+        return answer(request, form, status=409)
     except ForeignSubmissionKey:
         raise Http404("No such form.") from None
+    jobs = made.jobs
     remember_in_tray(request.session, jobs)
     refused = [job for job in jobs if job.status == Status.REFUSED]
     # Nothing was sent or charged: keep everything typed and say why.
     refused_job = refused[0] if len(refused) == len(jobs) else None
+    if in_place:
+        return _answer_in_place(request, form.with_new_key(), refused_job=refused_job, made=made)
     return _render_form(request, form.with_new_key(), refused_job=refused_job, sent=jobs)
 
 

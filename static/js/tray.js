@@ -1,8 +1,10 @@
-// Generate in place. The prompt form is sent with fetch and the server's answer (the form
-// page again: a fresh submission key, its messages, the tray with the new videos) is merged
-// into this page, so what was typed stays and the tray's videos keep playing. Each region
-// the server marks data-swap is replaced; tray items already shown are kept. Without
-// JavaScript the same post answers the same page.
+// Generate in place. The prompt form is sent with fetch and the server answers with only
+// what a post changes on the form page (jobs/_form_answer.html: a fresh submission key, the
+// form's messages and field errors, the tray's news and the videos the post made, the
+// budgets), drawn by the page's own partials and merged into this page, so what was typed
+// stays and the tray's videos keep playing. Each region marked data-swap is replaced; new
+// videos go on top of the tray, and the tray keeps the items the server still names.
+// Without JavaScript the same post answers the whole page.
 //
 // The tray stays live like the job page: every part (status, player, cost, note) is drawn
 // by the server's partials and comes in the status JSON's `html`; a finished video starts
@@ -43,15 +45,15 @@
     })
       .then(function (response) {
         return response.text().then(function (html) {
-          var page = new DOMParser().parseFromString(html, "text/html");
-          // Anything but the form page (signed out, a missing page): let the browser show it.
-          if (response.redirected || !page.getElementById("job-form")) throw new Error("not the form");
-          return page;
+          var reply = new DOMParser().parseFromString(html, "text/html");
+          // Anything but the form's answer (signed out, an error page): let the browser show it.
+          if (response.redirected || !reply.getElementById("form-answer")) throw new Error("not the answer");
+          return reply;
         });
       })
-      .then(function (page) {
+      .then(function (reply) {
         sending = false;
-        answer(page);
+        answer(reply);
       })
       .catch(function () {
         // The key makes a second post of the same form harmless: it sends nothing twice.
@@ -60,16 +62,17 @@
       });
   });
 
-  function answer(page) {
-    all(page, "[data-swap][id]").forEach(function (next) {
+  function answer(reply) {
+    all(reply, "[data-swap][id]").forEach(function (next) {
       var here = document.getElementById(next.id);
       if (here) here.replaceWith(document.importNode(next, true));
     });
-    all(page, "#job-form .field[id]").forEach(function (next) {
-      var here = document.getElementById(next.id);
-      if (here) here.className = next.className;
+    // A field is marked while its errors (just swapped in) say something.
+    all(form, ".field[id]").forEach(function (field) {
+      var errors = field.querySelector(".field-errors");
+      if (errors) field.classList.toggle("has-error", errors.children.length > 0);
     });
-    var added = merge(page.getElementById("tray-items"));
+    var added = merge(reply.getElementById("tray-items"));
     // "?from=…" has done its work: a reload shows the form as it is now.
     if (window.location.search) window.history.replaceState(null, "", window.location.pathname);
     document.dispatchEvent(new CustomEvent("formanswered"));
@@ -77,27 +80,30 @@
     schedule(POLL_MS);
   }
 
-  // New items go on top; the items already here stay (a playing video is never moved).
+  // The post's videos go on top; the items already here stay (a playing video is never
+  // moved) while the server's tray still holds them (data-keep: its ids, newest first).
   function merge(next) {
     if (!next) return [];
-    var wanted = {};
+    var kept = {};
+    var fresh = {};
     var added = [];
     var first = list.firstElementChild;
+    (next.dataset.keep || "").split(",").forEach(function (id) {
+      kept[id] = true;
+    });
     all(next, ":scope > [data-tray-job]").forEach(function (item) {
       var id = item.dataset.trayJob;
-      wanted[id] = true;
-      var here = list.querySelector('[data-tray-job="' + id + '"]');
-      if (here) {
-        here.classList.toggle("is-new", item.classList.contains("is-new"));
-        return;
-      }
+      fresh[id] = item.classList.contains("is-new");
+      if (list.querySelector('[data-tray-job="' + id + '"]')) return;
       var node = document.importNode(item, true);
       list.insertBefore(node, first);
       remember(node);
       added.push(node);
     });
     all(list, ":scope > [data-tray-job]").forEach(function (item) {
-      if (!wanted[item.dataset.trayJob]) item.remove();
+      var id = item.dataset.trayJob;
+      if (!kept[id]) item.remove();
+      else item.classList.toggle("is-new", fresh[id] === true);
     });
     var empty = document.getElementById("tray-empty");
     if (empty) empty.hidden = list.children.length > 0;
