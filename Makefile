@@ -40,15 +40,22 @@ test: $(VENV)/.dev-installed browser-deps
 test-postgres: $(VENV)/.dev-installed browser-deps
 	scripts/with-postgres $(PY) -m pytest
 
-## bench: measure this machine and write docs/benchmarks.md (not part of make test; about 5 minutes)
+## bench: measure this machine and write docs/benchmarks.md (not part of make test; about 5 minutes, 7 when it must generate the data)
+# PostgreSQL runs in its own cluster, kept in BENCH_PGDATA (default /var/tmp/kling-studio-bench)
+# with the generated jobs, so a later run copies them instead of generating them again;
+# BENCH_DATABASE_URL names a server to use instead. BENCH_LARGE_JOBS sets the large set's size.
 bench: $(VENV)/.dev-installed browser-deps bench-deps
-	scripts/with-postgres $(PY) scripts/bench/run.py
+	$(PY) scripts/bench/run.py
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "Installing Debian's wrk for the load tests"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
+	@[ -n "$$BENCH_DATABASE_URL" ] || ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the benchmark's database"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
 
 ## screenshots: every page at 1366×900 and 390×844, light and dark, into docs/screenshots/ (a throwaway database and sandbox; about a minute)
 screenshots: $(VENV)/.dev-installed browser-deps

@@ -1,14 +1,15 @@
 """`make bench`: measure the studio on this machine and write docs/benchmarks.md.
 
-Needs a PostgreSQL server (TEST_DATABASE_URL, which scripts/with-postgres provides),
-wrk and Debian's chromium; `make bench` installs them. Every headline figure is a
-ratio of two numbers measured in this one run, so a slow or busy machine changes
-the times but not the verdicts.
+Needs PostgreSQL, wrk and Debian's chromium; `make bench` installs them. Every headline
+figure is a ratio of two numbers measured in this one run, so a slow or busy machine
+changes the times but not the verdicts.
 
-1. Two databases, small (1,000 jobs) and large (200,000), filled by
-   `manage.py generate_jobs`.
+1. Two databases, small (1,000 jobs) and large (2,000,000), filled by
+   `manage.py generate_jobs` into template databases that are kept between runs (with a
+   fingerprint of the code and settings that made them) and copied for each run.
 2. Server time and SQL queries of the history, job page, status JSON and spend
-   dashboard at each size (in-process, Django's test client).
+   dashboard at each size (in-process, Django's test client), and the budget-check
+   transaction alone at each size.
 3. Throughput through gunicorn on loopback with wrk: the webhook receiver and the
    status JSON against a bare view (/healthz), persistent against per-request
    database connections, and the middleware stack against none; then each page against
@@ -16,19 +17,28 @@ the times but not the verdicts.
    against an authenticated one-row JSON view, the webhook receiver against an
    HMAC-and-one-update view, and that authenticated floor with and without the studio's
    own middleware.
-4. Submission overhead against the sandbox with a fixed delay; the budget-check
-   transaction alone and under 20 submitters; the live price preview in Chromium.
+4. Submission overhead against the sandbox with a fixed delay (the form posted plainly
+   and as its page's script posts it); the budget-check transaction alone and under 20
+   submitters; the live price preview in Chromium.
 5. Keeping the videos: the archiver copying a 200 MB output from a loopback server
    against a plain streamed copy of it, and its peak memory; 1 MB ranges early and
    late in a 1 GB kept video and a zip of 100 kept videos through gunicorn, with the
    worker's peak memory (media_tasks.py).
+6. `manage.py verify_spend` against the large database, the run's own writes included.
+
+PostgreSQL: BENCH_DATABASE_URL names a server to use; without it the run starts its own
+cluster in BENCH_PGDATA (default /var/tmp/kling-studio-bench), kept between runs so the
+generated data is too, and stops it at the end. Generating the large set takes a few
+minutes; a later run with the same code copies it in seconds.
 """
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import platform
+import pwd
 import re
 import secrets
 import shutil
@@ -44,7 +54,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import requests
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +72,20 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 NOTES = BENCH / "notes.md"
 
 SMALL = 1_000
-LARGE = int(os.environ.get("BENCH_LARGE_JOBS", "200000"))
+LARGE = int(os.environ.get("BENCH_LARGE_JOBS", "2000000"))
+SEED = 1
+# What the generated rows depend on: a change to any of these makes the data again.
+DATA_SOURCES = [
+    "jobs/management/commands/generate_jobs.py",
+    "jobs/migrations",
+    "jobs/models.py",
+    "jobs/pricing.py",
+    "jobs/rollup.py",
+    "jobs/rollup_sql.py",
+]
+# Kept across reboots, and reachable by the postgres account (a root's home is not); checked
+# to belong to this user or that account before it is used.
+CLUSTER = Path(os.environ.get("BENCH_PGDATA", "/var/tmp/kling-studio-bench"))  # noqa: S108
 WRK_SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 WRK_THREADS, WRK_CONNECTIONS = 2, 12
 WORKERS, THREADS = 3, 4  # as docs/deploy.md serves the studio
@@ -72,6 +97,11 @@ ARCHIVE_MB, ARCHIVE_RUNS = 200, 5
 RANGE_GB, RANGE_MB, RANGE_SAMPLES = 1, 1, 40
 ZIP_VIDEOS, ZIP_VIDEO_MB = 100, 2
 MEMORY_LIMIT_MIB = 64
+
+
+# The headers the page's script sends with the form (static/js/tray.js): a post made this
+# way is answered as the page's script is answered.
+IN_PLACE = {"Accept": "text/html", "X-Requested-With": "fetch"}
 
 
 class NotMeasured(Exception):
@@ -90,11 +120,110 @@ def free_port():
         return s.getsockname()[1]
 
 
+# --- PostgreSQL and the generated data kept between runs ------------------------------------
+
+
+def fingerprint(jobs, in_flight):
+    """What made a generated database: the code its rows depend on, the counts and the seed."""
+    digest = hashlib.sha256(f"jobs={jobs} in_flight={in_flight} seed={SEED}".encode())
+    for source in DATA_SOURCES:
+        path = ROOT / source
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" in file.parts or not file.exists():
+                continue
+            digest.update(b"\0" + file.relative_to(ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def read_comment(text):
+    """The facts a template database's comment keeps about its data ({} for none)."""
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def generator_times(said):
+    """The seconds ``generate_jobs`` reports for writing the jobs and rebuilding the rollup."""
+    found = re.search(r"Jobs written (.+?) in ([\d.]+) s; spend rollup rebuilt in ([\d.]+) s", said)
+    if not found:
+        return {}
+    return {"written_how": found.group(1), "write_seconds": float(found.group(2)),
+            "rollup_seconds": float(found.group(3))}  # fmt: skip
+
+
+def pg_bin():
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise SystemExit("PostgreSQL is missing: `make bench` installs it (or set BENCH_DATABASE_URL).")
+    return found[-1].parent
+
+
+def as_postgres(*args):
+    """A PostgreSQL program's command line; as root, run as the postgres account (PostgreSQL
+    refuses to run as root)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    return [*prefix, *(str(a) for a in args)]
+
+
+@contextmanager
+def own_cluster():
+    """Start the cluster kept in CLUSTER (made if missing, made again if it will not start:
+    it only holds data the run can generate again); yield its URL; stop it."""
+    CLUSTER.mkdir(parents=True, exist_ok=True)
+    if CLUSTER.stat().st_uid not in {
+        os.getuid(),
+        pwd.getpwnam("postgres").pw_uid if os.getuid() == 0 else -1,
+    }:
+        raise SystemExit(f"{CLUSTER} belongs to someone else: set BENCH_PGDATA to a folder of yours.")
+    with open(CLUSTER / "bench.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"Another make bench is using {CLUSTER}: wait for it to finish.") from None
+        binaries, data, port = pg_bin(), CLUSTER / "db", free_port()
+        # A run killed before it could stop its server leaves that server running.
+        subprocess.run(
+            as_postgres(binaries / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"), capture_output=True
+        )
+        if not start_cluster(binaries, data, port):
+            log(f"the PostgreSQL cluster kept in {data} did not start: making a new one")
+            shutil.rmtree(data, ignore_errors=True)
+            if not start_cluster(binaries, data, port):
+                raise SystemExit(f"PostgreSQL did not start: see {CLUSTER / 'postgres.log'}")
+        try:
+            yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run(
+                as_postgres(binaries / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"), capture_output=True
+            )
+
+
+def start_cluster(binaries, data, port):
+    """Make the cluster if it is missing and start it, as scripts/with-postgres does (so the
+    figures stay comparable with earlier runs); whether it started."""
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            for path in (CLUSTER, data):
+                shutil.chown(path, "postgres")
+        initdb = as_postgres(binaries / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if subprocess.run(initdb, capture_output=True).returncode != 0:
+            return False
+    logfile = CLUSTER / "postgres.log"
+    logfile.unlink(missing_ok=True)
+    options = f"-p {port} -k {CLUSTER} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+    start = as_postgres(binaries / "pg_ctl", "-D", data, "-l", logfile, "-w", "start", "-o", options)
+    return subprocess.run(start, capture_output=True).returncode == 0
+
+
 class Bench:
     def __init__(self):
         self.work = Path(tempfile.mkdtemp(prefix="kling-bench-"))
         self.sandbox_port = free_port()
-        self.server_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+        self.server_url = None  # set by postgres()
         environment = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL", "DATABASE_URL")}
         self.env = {
             **environment,
@@ -115,8 +244,6 @@ class Bench:
             "MEDIA_ROOT": str(self.work / "media"),
             "PYTHONPATH": f"{ROOT}{os.pathsep}{BENCH}",
         }
-        if not self.server_url or not self.server_url.startswith("postgres"):
-            raise SystemExit("make bench needs PostgreSQL: run it through `make bench`.")
         self.results = {"commands": []}
         self.processes = []
 
@@ -150,21 +277,91 @@ class Bench:
 
     # --- 1. data --------------------------------------------------------------------------
 
-    def make_database(self, name, jobs, in_flight):
-        import psycopg
+    @contextmanager
+    def postgres(self):
+        """The run's PostgreSQL: BENCH_DATABASE_URL, else a cluster of its own in CLUSTER,
+        kept between runs with the generated data and stopped at the end."""
+        if os.environ.get("BENCH_DATABASE_URL"):
+            self.server_url = os.environ["BENCH_DATABASE_URL"]
+            if not self.server_url.startswith("postgres"):
+                raise SystemExit("BENCH_DATABASE_URL must name a PostgreSQL server (postgres://…).")
+            yield
+            return
+        with own_cluster() as url:
+            self.server_url = url
+            yield
 
-        with psycopg.connect(self.db_url("postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.execute(f'CREATE DATABASE "{name}"')
-            self.results["postgres"] = admin.execute("SHOW server_version").fetchone()[0].split()[0]
-        self.manage(name, "migrate", "--noinput", "-v0")
+    def admin(self):
+        """An autocommit connection to the server's ``postgres`` database."""
+        return psycopg.connect(self.db_url("postgres"), autocommit=True)
+
+    def make_database(self, name, jobs, in_flight):
+        """A fresh copy of the generated data (made into ``<name>_template`` first if that
+        holds none, or data made by other code), and the fixtures the measurements use."""
+        template = f"{name}_template"
+        made = self.template(template, jobs, in_flight)
         start = time.monotonic()
-        self.manage(name, "generate_jobs", "--jobs", jobs, "--in-flight", in_flight)
-        seconds = time.monotonic() - start
-        with psycopg.connect(self.db_url(name), autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        log(f"{name}: {jobs:,} jobs in {seconds:.0f} s")
+        with self.admin() as admin:
+            version = admin.execute("SHOW server_version_num").fetchone()[0]
+            self.results["postgres"] = admin.execute("SHOW server_version").fetchone()[0].split()[0]
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            # A file copy: PostgreSQL 15's default (WAL_LOG) writes every page to the WAL too.
+            strategy = sql.SQL(" STRATEGY FILE_COPY" if int(version) >= 150000 else "")
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+                    sql.Identifier(name), sql.Identifier(template), strategy
+                )
+            )
+        made["copy_seconds"] = time.monotonic() - start
+        log(f"{name}: copied from {template} in {made['copy_seconds']:.1f} s")
+        self.results.setdefault("data", {})[name] = made
         return self.task(name, "fixtures")
+
+    def template(self, template, jobs, in_flight):
+        """What ``template`` holds: reused when its fingerprint (kept as the database's
+        comment) is that of the data wanted, else generated again."""
+        wanted = fingerprint(jobs, in_flight)
+        with self.admin() as admin:
+            row = admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [template]
+            ).fetchone()
+        kept = read_comment(row[0] if row else None)
+        if kept.get("fingerprint") == wanted:
+            log(f"{template}: reusing {jobs:,} jobs generated {kept['generated']} by the same code")
+            return {**kept, "generated_now": False}
+        log(
+            f"{template}: generating {jobs:,} jobs"
+            + (" (the code that made the last ones changed)" if kept else "")
+        )
+        start = time.monotonic()
+        with self.admin() as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(template)))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+        self.manage(template, "migrate", "--noinput", "-v0")
+        options = ["--jobs", jobs, "--in-flight", in_flight, "--seed", SEED]
+        said = self.run([PY, "manage.py", "generate_jobs", *options], self.db_env(template), capture=True)
+        print(said, end="", flush=True)
+        vacuum = time.monotonic()
+        with psycopg.connect(self.db_url(template), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        now = time.monotonic()
+        made = {
+            "fingerprint": wanted,
+            "generated": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "jobs": jobs,
+            "seconds": now - start,
+            "vacuum_seconds": now - vacuum,
+            **generator_times(said),
+        }
+        with self.admin() as admin:
+            # Written last: a run stopped halfway leaves no fingerprint, so the next one starts over.
+            admin.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(template), sql.Literal(json.dumps(made))
+                )
+            )
+        log(f"{template}: {jobs:,} jobs generated in {made['seconds']:.0f} s")
+        return {**made, "generated_now": True}
 
     # --- 3. servers and load --------------------------------------------------------------
 
@@ -187,7 +384,7 @@ class Bench:
                 try:
                     if requests.get(url + "/healthz", timeout=2).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or still importing
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn ({name}) did not start:\n{logfile.read_text()[-3000:]}")
@@ -303,7 +500,7 @@ class Bench:
                 try:
                     requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                     break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     time.sleep(0.2)
             yield f"http://127.0.0.1:{port}/sandbox"
         finally:
@@ -335,52 +532,53 @@ class Bench:
                 raise SystemExit(f"could not sign in to the studio (HTTP {answer.status_code})")
             token = requests.Session()
             token.headers["Authorization"] = "Bearer " + fixtures["tokens"]["submitter"]
-            direct, through, scripted = [], [], []
+            direct, through, in_place, through_api = [], [], [], []
+            model = "kling/kling-text2video-v25/text-to-video"
             for i in range(SUBMITS + 3):
-                start = time.perf_counter()
-                reply = api.post(
-                    sandbox + "/v1/jobs/submit",
-                    json={"model": "kling/kling-text2video-v25/text-to-video", "input": params},
+                took = timed_post(
+                    api, sandbox + "/v1/jobs/submit", 200, json={"model": model, "input": params}
                 )
-                took = time.perf_counter() - start
-                if reply.status_code != 200:
-                    raise SystemExit(f"the sandbox answered {reply.status_code}: {reply.text[:300]}")
-                form = studio.get(server["url"] + "/").text
-                data = {
-                    **params,
-                    "seed": "",
-                    "project": "",
-                    "submission_key": field(form, "submission_key"),
-                    "csrfmiddlewaretoken": field(form, "csrfmiddlewaretoken"),
-                }
-                start = time.perf_counter()
-                reply = studio.post(server["url"] + "/", data=data, allow_redirects=False)
-                took_studio = time.perf_counter() - start
-                # The form answers itself again, with the new job in its tray.
-                if reply.status_code != 200 or "tray-item" not in reply.text:
-                    raise SystemExit(f"the studio did not accept the job (HTTP {reply.status_code})")
-                start = time.perf_counter()
-                reply = token.post(
+                took_studio = self.post_form(studio, server["url"], params)
+                took_in_place = self.post_form(studio, server["url"], params, headers=IN_PLACE)
+                took_api = timed_post(
+                    token,
                     server["url"] + "/api/v1/jobs",
+                    201,
                     json=params,
                     headers={"Idempotency-Key": str(uuid.uuid4())},
                 )
-                took_api = time.perf_counter() - start
-                if reply.status_code != 201:
-                    raise SystemExit(
-                        f"the API did not accept the job (HTTP {reply.status_code}): {reply.text[:300]}"
-                    )
                 if i >= 3:  # the first few warm the connections and caches
                     direct.append(took)
                     through.append(took_studio)
-                    scripted.append(took_api)
+                    in_place.append(took_in_place)
+                    through_api.append(took_api)
             self.results["submit"] = {
                 "direct": direct,
                 "studio": through,
-                "api": scripted,
+                "in_place": in_place,
+                "api": through_api,
                 "delay": SANDBOX_DELAY,
             }
             self.preview(server["url"], fixtures)
+
+    def post_form(self, studio, url, params, headers=None):
+        """Seconds for one post of a freshly drawn prompt form (so a fresh submission key)."""
+        form = studio.get(url + "/").text
+        data = {
+            **params,
+            "seed": "",
+            "project": "",
+            "submission_key": field(form, "submission_key"),
+            "csrfmiddlewaretoken": field(form, "csrfmiddlewaretoken"),
+        }
+        start = time.perf_counter()
+        reply = studio.post(url + "/", data=data, headers=headers, allow_redirects=False)
+        took = time.perf_counter() - start
+        # Either answer (the whole form page, or the parts a post changes) has the new job in the tray.
+        if reply.status_code != 200 or "data-tray-job" not in reply.text:
+            how = "as its page's script does" if headers else "plainly"
+            raise SystemExit(f"the studio did not accept the job posted {how} (HTTP {reply.status_code})")
+        return took
 
     def preview(self, url, fixtures):
         from playwright.sync_api import sync_playwright
@@ -554,14 +752,40 @@ class Bench:
             "small": self.task("bench_small", "pages"),
             "large": self.task("bench_large", "pages"),
         }
+        # The budget check alone at each size, one right after the other (S-02).
+        self.results["budget_sizes"] = {
+            "small": self.task("bench_small", "budget", "alone")["alone"],
+            "large": self.task("bench_large", "budget", "alone")["alone"],
+        }
         self.load_tests(large)
         self.submissions(large)
         self.results["budget"] = self.task("bench_large", "budget")
         self.media()
+        self.results["verify_spend"] = self.verify_spend("bench_large")
+        self.drop_copies()
         self.results["seconds"] = time.monotonic() - started
         REPORT.write_text(render(self.results))
         log(f"wrote {REPORT.relative_to(ROOT)} in {self.results['seconds'] / 60:.1f} min")
         return self.results
+
+    def verify_spend(self, database):
+        """``manage.py verify_spend`` on everything the run wrote: whether it found no
+        difference, and its verdict in its own words."""
+        args = [PY, "manage.py", "verify_spend"]
+        log(" ".join(str(a) for a in args) + f"  ({database})")
+        done = subprocess.run(args, cwd=ROOT, env=self.db_env(database), capture_output=True, text=True)
+        # It prints each difference and its verdict last: on stdout when there is none, as a
+        # CommandError on stderr otherwise (after the system checks' warnings).
+        lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines() or ["no output"]
+        said = lines[-1].removeprefix("CommandError: ")
+        log(f"verify_spend: {said}")
+        return {"ok": done.returncode == 0, "said": said}
+
+    def drop_copies(self):
+        """Only the templates are worth keeping between runs."""
+        with self.admin() as admin:
+            for name in ("bench_small", "bench_large"):
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # An in-page probe: for each change of a price option, the time from its input event
@@ -583,6 +807,16 @@ PREVIEW_PROBE = """
   }).observe(price, {childList: true, characterData: true, subtree: true});
 }
 """
+
+
+def timed_post(session, url, expected, **kwargs):
+    """Seconds for one POST that must answer ``expected``."""
+    start = time.perf_counter()
+    reply = session.post(url, **kwargs)
+    took = time.perf_counter() - start
+    if reply.status_code != expected:
+        raise SystemExit(f"POST {urlsplit(url).path} answered HTTP {reply.status_code}: {reply.text[:300]}")
+    return took
 
 
 def field(html, name):
@@ -664,6 +898,8 @@ def render(r):
     api_read = load["API job read, one job"]["rps"]
     form_over = median(submit["studio"]) - median(submit["direct"])
     api_over = median(submit["api"]) - median(submit["direct"])
+    in_place_over = median(submit["in_place"]) - median(submit["direct"])
+    sizes = r["budget_sizes"]
 
     targets = [
         ("P-01", "webhook receiver req/s ÷ bare-view req/s", "≥ 0.5",
@@ -711,6 +947,7 @@ def render(r):
          f"{floor / plain_floor:.2f} ({floor:.0f} ÷ {plain_floor:.0f})", floor / plain_floor >= 0.9),
     ]  # fmt: skip
     targets += media_targets(r.get("media", {}))
+    targets += size_targets(r)
     out = [
         "# Benchmarks",
         "",
@@ -721,10 +958,11 @@ def render(r):
         f"- **Run:** {r['started']:%Y-%m-%d %H:%M} UTC, {r['seconds'] / 60:.1f} minutes in all.",
         f"- **Machine:** {machine()}",
         f"- **Software:** {software(r)}",
-        "- **Data:** `manage.py generate_jobs` — 60 people in 8 teams, a year of jobs in every status;"
-        f" small {fx['small']['jobs']:,} jobs, large {fx['large']['jobs']:,} jobs. The measured person"
-        f" (the busiest) has {fx['small']['member_jobs']:,} / {fx['large']['member_jobs']:,} jobs and"
-        f" their team {fx['small']['team_jobs']:,} / {fx['large']['team_jobs']:,}.",
+        f"- **Data:** `manage.py generate_jobs --seed {SEED}` — 60 people in 8 teams, a year of jobs in"
+        f" every status; small {fx['small']['jobs']:,} jobs, large {fx['large']['jobs']:,} jobs."
+        f" {data_note(r['data'])} The measured person (the busiest) has"
+        f" {fx['small']['member_jobs']:,} / {fx['large']['member_jobs']:,} jobs and their team"
+        f" {fx['small']['team_jobs']:,} / {fx['large']['team_jobs']:,}.",
         f"- **Serving:** `{r['gunicorn']}` with `DEBUG=false`, `CONN_MAX_AGE=60`, PostgreSQL on loopback.",
         f"- **Load:** `wrk -t {WRK_THREADS} -c {WRK_CONNECTIONS} -d {WRK_SECONDS}s --latency` from a separate"
         " process on the same machine.",
@@ -791,12 +1029,21 @@ def render(r):
         f" {median(submit['studio']) * 1000:.1f} ms, p95 {p95(submit['studio']) * 1000:.1f} ms; the sandbox"
         f" called directly: median {median(submit['direct']) * 1000:.1f} ms. The studio adds"
         f" {added * 1000:.1f} ms over the fixed delay, {added_vs_api * 1000:.1f} ms over the sandbox's"
-        " own answer (budget lock and month's spend, insert, call, settle, redirect).",
-        f"- **Budget-check transaction** (lock team and person, sum the month, insert the job), on the"
-        f" large data: alone median {budget['alone']['median_ms']:.1f} ms, p95"
+        " own answer (budget lock and month's spend, insert, call, settle, the form page again)."
+        f" The same form posted as its page's script posts it (`X-Requested-With: fetch`, answered"
+        f" with the parts a post changes): median {median(submit['in_place']) * 1000:.1f} ms, p95"
+        f" {p95(submit['in_place']) * 1000:.1f} ms, {in_place_over * 1000:.1f} ms over the sandbox's"
+        " own answer (S-04). Each round posts to the sandbox, the form, the form as its script, and the"
+        " API, one after the other.",
+        f"- **Budget-check transaction** (lock the team and the person, read their months' spend rows,"
+        f" insert the job), on the large data: alone median {budget['alone']['median_ms']:.1f} ms, p95"
         f" {budget['alone']['p95_ms']:.1f} ms; 20 submitters at once median"
         f" {budget['together']['median_ms']:.1f} ms, p95 {budget['together']['p95_ms']:.1f} ms. They queue"
-        " on the team's row by design: that is what keeps two of them from spending the same headroom.",
+        " on the team's row by design: that is what keeps two of them from spending the same headroom."
+        f" Alone, one size right after the other before the load tests (S-02): {fx['small']['jobs']:,}"
+        f" jobs median {sizes['small']['median_ms']:.1f} ms (p95 {sizes['small']['p95_ms']:.1f}),"
+        f" {fx['large']['jobs']:,} jobs median {sizes['large']['median_ms']:.1f} ms (p95"
+        f" {sizes['large']['p95_ms']:.1f}).",
         f"- **Price preview:** {len(preview['dom'])} clicks on quality and duration in headless Chromium."
         f" Change event → new price in the page, laid out: median {median(preview['dom']):.2f} ms, p95"
         f" {p95(preview['dom']):.2f} ms. To the next animation frame: median"
@@ -831,6 +1078,75 @@ def timed(action):
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def size_targets(r):
+    """S-01 to S-04 and V-01: the same work at both sizes, a submit against the API's own
+    answer, and the spend rollup proved against the jobs after the run."""
+    pages, fx, submit, sizes = r["pages"], r["fixtures"], r["submit"], r["budget_sizes"]
+    large, small = f"{fx['large']['jobs']:,}", f"{fx['small']['jobs']:,}"
+
+    def ratio(name):
+        return pages["large"][name]["median_ms"] / pages["small"][name]["median_ms"]
+
+    def times(name):
+        return f"{pages['large'][name]['median_ms']:.1f} ÷ {pages['small'][name]['median_ms']:.1f} ms"
+
+    budget = sizes["large"]["median_ms"] / sizes["small"]["median_ms"]
+    reads = {"history": "history", "history_team": "team history", "job": "job page", "status": "status JSON"}
+    worst = max(reads, key=ratio)
+    differ = [
+        f"{label} {pages['small'][name]['queries']} / {pages['large'][name]['queries']}"
+        for name, label in reads.items()
+        if pages["small"][name]["queries"] != pages["large"][name]["queries"]
+    ]
+    queries = "queries equal" if not differ else "queries differ (small / large): " + ", ".join(differ)
+    in_place, direct = median(submit["in_place"]), median(submit["direct"])
+    verified = r["verify_spend"]
+    return [
+        ("S-01", f"spend dashboard at {large} ÷ at {small} jobs (median server time)", "≤ 1.2",
+         f"{ratio('spend'):.2f} ({times('spend')})", ratio("spend") <= 1.2),
+        ("S-02", f"budget check at {large} ÷ at {small} jobs (median, alone)", "≤ 1.2",
+         f"{budget:.2f} ({sizes['large']['median_ms']:.1f} ÷ {sizes['small']['median_ms']:.1f} ms)",
+         budget <= 1.2),
+        ("S-03", f"history, job page, status JSON at {large} ÷ {small} (median), with the same queries",
+         "≤ 1.2 each; queries equal",
+         ", ".join(f"{label} {ratio(name):.2f}" for name, label in reads.items())
+         + f"; worst {ratio(worst):.2f}; {queries}", ratio(worst) <= 1.2 and not differ),
+        ("S-04", "form submit as its page's script sends it − the sandbox's own answer (median)", "< 10 ms",
+         f"{(in_place - direct) * 1000:.1f} ms ({in_place * 1000:.1f} − {direct * 1000:.1f} ms)",
+         in_place - direct < 0.010),
+        ("V-01", "verify_spend after the bench's data: no difference", "no difference",
+         "no difference" if verified["ok"] else verified["said"].replace("|", "/"), verified["ok"]),
+    ]  # fmt: skip
+
+
+def data_note(data):
+    """Whether each set was generated in this run (and what that took) or reused."""
+    said, copies = [], []
+    for name, label in (("bench_small", "small"), ("bench_large", "large")):
+        made = data[name]
+        if made["generated_now"]:
+            steps = []
+            if "write_seconds" in made:
+                steps.append(f"jobs written {made['written_how']} in {duration(made['write_seconds'])}")
+                steps.append(f"spend rollup rebuilt in {duration(made['rollup_seconds'])}")
+            steps.append(f"VACUUM ANALYZE {duration(made['vacuum_seconds'])}")
+            said.append(
+                f"the {label} set was generated in this run in {duration(made['seconds'])} ({', '.join(steps)})"
+            )
+        else:
+            said.append(
+                f"the {label} set was reused (generated {made['generated']} by the same code in"
+                f" {duration(made['seconds'])})"
+            )
+        copies.append(f"{label} {duration(made['copy_seconds'])}")
+    said = "; ".join(said)
+    return f"{said[0].upper()}{said[1:]}; each run works on a copy of its template ({', '.join(copies)})."
+
+
+def duration(seconds):
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def media_targets(m):
@@ -963,6 +1279,7 @@ def software(r):
 if __name__ == "__main__":
     bench = Bench()
     try:
-        bench.run_all()
+        with bench.postgres():
+            bench.run_all()
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
