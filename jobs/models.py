@@ -704,6 +704,9 @@ class SpendMonth(models.Model):
         return f"{self.month:%Y-%m}: {self.billed_micro_cents} µ¢ in {self.jobs} job(s)"
 
 
+SPEND_DAY_COUNTS = ("billed_micro_cents", "jobs", "charged", "completed", "refunded", "unsent")
+
+
 class SpendDay(models.Model):
     """One day of one holder's jobs with one combination of the dashboard's breakdowns
     (person, project, quality, duration), counted by status class; kept by the lifecycle
@@ -711,8 +714,13 @@ class SpendDay(models.Model):
     zone, one per member; a person's rows (``team`` empty) hold every job they made, in
     their own zone. A day's rows add up to its holder's month."""
 
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Found by the indexes below, which lead with the holder.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     day = models.DateField(help_text="A day in the holder's time zone.")
     project = models.CharField(max_length=100, blank=True)
     quality = models.CharField(max_length=16)
@@ -726,7 +734,7 @@ class SpendDay(models.Model):
     refunded = models.IntegerField(default=0)
     unsent = models.IntegerField(default=0)
 
-    COUNTS = ("billed_micro_cents", "jobs", "charged", "completed", "refunded", "unsent")
+    COUNTS = SPEND_DAY_COUNTS
 
     class Meta:
         constraints = [
@@ -742,6 +750,21 @@ class SpendDay(models.Model):
                 name="spend_day_one_per_person_combination",
             ),
             models.CheckConstraint(condition=Q(billed_micro_cents__gte=0), name="spend_day_not_negative"),
+        ]
+        # The dashboard's read: a holder's days, answered from the index alone.
+        indexes = [
+            models.Index(
+                fields=["team", "day"],
+                include=["owner", "project", "quality", "duration", *SPEND_DAY_COUNTS],
+                condition=Q(team__isnull=False),
+                name="spend_day_team_days",
+            ),
+            models.Index(
+                fields=["owner", "day"],
+                include=["project", "quality", "duration", *SPEND_DAY_COUNTS],
+                condition=Q(team__isnull=True),
+                name="spend_day_person_days",
+            ),
         ]
 
     def __str__(self):

@@ -238,23 +238,16 @@ JOB_FIELDS = (
 
 
 def _zones():
-    """{"owner": {user id: zone}, "team": {team id: zone}, "token": {token id: zone}}; a
-    person without a profile is in the display zone."""
+    """({user id: zone}, {team id: zone}); a person without a profile is in the display zone."""
     people = {user: zone_named(name) for user, name in Profile.objects.values_list("user_id", "time_zone")}
-    display = zone_named("")
-    return {
-        "owner": defaultdict(lambda: display, people),
-        "team": {pk: zone_named(name) for pk, name in Team.objects.values_list("pk", "time_zone")},
-        "token": {
-            pk: people.get(user, display) for pk, user in ApiToken.objects.values_list("pk", "user_id")
-        },
-    }
+    teams = {pk: zone_named(name) for pk, name in Team.objects.values_list("pk", "time_zone")}
+    return defaultdict(lambda: zone_named(""), people), teams
 
 
 def _truth(jobs):
     """({(holder kind, holder, month): [micro-cents, jobs]}, {day key: [counts…]}) computed
     from the jobs one at a time (any database)."""
-    zones, months, days = _zones(), defaultdict(lambda: [0, 0]), defaultdict(lambda: [0] * 6)
+    (people, teams), months, days = _zones(), defaultdict(lambda: [0, 0]), defaultdict(lambda: [0] * 6)
     for owner, team, token, created, status, cost, estimate, project, quality, duration in (
         (jobs if jobs is not None else Job.objects.all()).values_list(*JOB_FIELDS).iterator()
     ):
@@ -262,7 +255,8 @@ def _truth(jobs):
         for kind, holder in (("owner", owner), ("team", team), ("token", token)):
             if holder is None:
                 continue
-            local = created.astimezone(zones[kind][holder]).date()
+            # A token's months are its person's, as the lifecycle counts them.
+            local = created.astimezone(teams[team] if kind == "team" else people[owner]).date()
             if kind != "token":
                 day = days[(team if kind == "team" else None, owner, local, project, quality, duration)]
                 day[:] = [a + b for a, b in zip(day, adds, strict=True)]

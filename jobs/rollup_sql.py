@@ -59,7 +59,8 @@ SUMS = "SUM(billed)::bigint, COUNT(*)::int, SUM(charged)::int, SUM(completed)::i
 
 
 def _truth_sql():
-    """(SQL of the day rows, SQL of the month rows, parameters): both read the CTE ``j``."""
+    """(the WITH clause naming every job with its zones' dates as ``j``, SQL of the day rows,
+    SQL of the month rows, parameters)."""
     jobs, params = _jobs_with_zones()
     days = f"""
         SELECT team_id, owner_id, team_day AS day, project, quality, duration, {SUMS}
