@@ -103,54 +103,54 @@ def differences():
     """``rollup.differences()``, with both sides compared inside the server: only the rows
     that differ come back."""
     with_jobs, days, months, params = _truth_sql()
-    counts = ", ".join(SpendDay.COUNTS)
-    day_key = "COALESCE({0}.team_id, 0), {0}.owner_id, {0}.day, {0}.project, {0}.quality, {0}.duration"
-    month_key = "COALESCE({0}.owner_id, 0), COALESCE({0}.team_id, 0), COALESCE({0}.token_id, 0), {0}.month"
-    found = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""{with_jobs}, t (team_id, owner_id, day, project, quality, duration, {counts}) AS ({days}),
-                s AS (SELECT team_id, owner_id, day, project, quality, duration, {counts} FROM {TABLES["day"]})
-            SELECT COALESCE(s.team_id, t.team_id), COALESCE(s.owner_id, t.owner_id), COALESCE(s.day, t.day),
-                   COALESCE(s.project, t.project), COALESCE(s.quality, t.quality),
-                   COALESCE(s.duration, t.duration), s.team_id IS NOT NULL OR s.owner_id IS NOT NULL,
-                   {", ".join(f"s.{c}" for c in SpendDay.COUNTS)}, t.owner_id IS NOT NULL,
-                   {", ".join(f"t.{c}" for c in SpendDay.COUNTS)}
-            FROM s FULL OUTER JOIN t ON ({day_key.format("s")}) = ({day_key.format("t")})
-            WHERE ({", ".join(f"COALESCE(s.{c}, 0)" for c in SpendDay.COUNTS)})
-               IS DISTINCT FROM ({", ".join(f"COALESCE(t.{c}, 0)" for c in SpendDay.COUNTS)})
-            """,  # noqa: S608
-            params,
-        )
-        for row in cursor.fetchall():
-            key, kept, truth = tuple(row[:6]), row[7:13], row[14:20]
-            found[("day", *key)] = (tuple(kept) if row[6] else None, tuple(truth) if row[13] else None)
-        cursor.execute(
-            f"""{with_jobs}, t (owner_id, team_id, token_id, month, billed_micro_cents, jobs) AS ({months}),
-                s AS (SELECT owner_id, team_id, token_id, month, billed_micro_cents, jobs FROM {TABLES["month"]})
-            SELECT s.owner_id, s.team_id, s.token_id, s.month, s.billed_micro_cents, s.jobs,
-                   t.owner_id, t.team_id, t.token_id, t.month, t.billed_micro_cents, t.jobs
-            FROM s FULL OUTER JOIN t ON ({month_key.format("s")}) = ({month_key.format("t")})
-            WHERE (COALESCE(s.billed_micro_cents, 0), COALESCE(s.jobs, 0))
-               IS DISTINCT FROM (COALESCE(t.billed_micro_cents, 0), COALESCE(t.jobs, 0))
-            """,  # noqa: S608
-            params,
-        )
-        for row in cursor.fetchall():
-            side = row[:6] if row[3] is not None else row[6:]
-            key = _month_key(*side[:4])
-            found[key] = (
-                tuple(row[4:6]) if row[3] is not None else None,
-                tuple(row[10:12]) if row[9] is not None else None,
-            )
-    found.update(
-        {
-            ("storage", *k): pair
-            for k, pair in rollup._compare(
-                rollup.stored_storage(), rollup.recompute_storage(), (0, 0)
-            ).items()
-        }
+        found = _day_differences(cursor, with_jobs, days, params)
+        found.update(_month_differences(cursor, with_jobs, months, params))
+    storage = rollup._compare(rollup.stored_storage(), rollup.recompute_storage(), (0, 0))
+    found.update({("storage", *key): pair for key, pair in storage.items()})
+    return found
+
+
+def _day_differences(cursor, with_jobs, days, params):
+    counts = ", ".join(SpendDay.COUNTS)
+    key = "COALESCE({0}.team_id, 0), {0}.owner_id, {0}.day, {0}.project, {0}.quality, {0}.duration"
+    cursor.execute(
+        f"""{with_jobs}, t (team_id, owner_id, day, project, quality, duration, {counts}) AS ({days}),
+            s AS (SELECT team_id, owner_id, day, project, quality, duration, {counts} FROM {TABLES["day"]})
+        SELECT COALESCE(s.team_id, t.team_id), COALESCE(s.owner_id, t.owner_id), COALESCE(s.day, t.day),
+               COALESCE(s.project, t.project), COALESCE(s.quality, t.quality),
+               COALESCE(s.duration, t.duration), s.owner_id IS NOT NULL,
+               {", ".join(f"s.{c}" for c in SpendDay.COUNTS)}, t.owner_id IS NOT NULL,
+               {", ".join(f"t.{c}" for c in SpendDay.COUNTS)}
+        FROM s FULL OUTER JOIN t ON ({key.format("s")}) = ({key.format("t")})
+        WHERE ({", ".join(f"COALESCE(s.{c}, 0)" for c in SpendDay.COUNTS)})
+           IS DISTINCT FROM ({", ".join(f"COALESCE(t.{c}, 0)" for c in SpendDay.COUNTS)})
+        """,  # noqa: S608
+        params,
     )
+    return {
+        ("day", *row[:6]): (tuple(row[7:13]) if row[6] else None, tuple(row[14:20]) if row[13] else None)
+        for row in cursor.fetchall()
+    }
+
+
+def _month_differences(cursor, with_jobs, months, params):
+    key = "COALESCE({0}.owner_id, 0), COALESCE({0}.team_id, 0), COALESCE({0}.token_id, 0), {0}.month"
+    cursor.execute(
+        f"""{with_jobs}, t (owner_id, team_id, token_id, month, billed_micro_cents, jobs) AS ({months}),
+            s AS (SELECT owner_id, team_id, token_id, month, billed_micro_cents, jobs FROM {TABLES["month"]})
+        SELECT s.owner_id, s.team_id, s.token_id, s.month, s.billed_micro_cents, s.jobs,
+               t.owner_id, t.team_id, t.token_id, t.month, t.billed_micro_cents, t.jobs
+        FROM s FULL OUTER JOIN t ON ({key.format("s")}) = ({key.format("t")})
+        WHERE (COALESCE(s.billed_micro_cents, 0), COALESCE(s.jobs, 0))
+           IS DISTINCT FROM (COALESCE(t.billed_micro_cents, 0), COALESCE(t.jobs, 0))
+        """,  # noqa: S608
+        params,
+    )
+    found = {}
+    for row in cursor.fetchall():
+        kept, truth = row[:6] if row[3] is not None else None, row[6:] if row[9] is not None else None
+        found[_month_key(*(kept or truth)[:4])] = (kept and tuple(kept[4:]), truth and tuple(truth[4:]))
     return found
 
 

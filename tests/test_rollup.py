@@ -155,8 +155,13 @@ def _budgets(user, now):
 def test_verify_spend_finds_a_difference_and_fix_rebuilds(holders):
     job = make_job(holders[2], team=holders[2].profile.team, status=Status.COMPLETED)
     SpendMonth.objects.filter(owner=job.owner).update(billed_micro_cents=1)
-    with pytest.raises(CommandError, match="1 difference"):
-        call_command("verify_spend", stdout=StringIO())
+    SpendDay.objects.filter(owner=job.owner, team=job.team).update(completed=0)
+    out = StringIO()
+    with pytest.raises(CommandError, match="2 difference"):
+        call_command("verify_spend", stdout=out)
+    shown = out.getvalue()
+    assert "owner" in shown and "rollup 1 µ¢ in 1 job(s)" in shown
+    assert f"team {job.team_id} person {job.owner_id}" in shown and "0 completed" in shown
     out = StringIO()
     call_command("verify_spend", "--fix", stdout=out)
     assert "Rebuilt" in out.getvalue() and rollup.differences() == {}

@@ -110,18 +110,24 @@ def _source_job(request):
 PREFILLED = ("prompt", "quality", "duration", "aspect_ratio", "count", "seed", "project")
 
 
+def _blank_form(request):
+    """The form to fill: again from a job (``?from=``), from a link's values (the prompt
+    library's "Use"), or empty."""
+    source = _source_job(request)
+    if source:
+        form = JobForm.again(source, vary_seed=request.GET.get("vary") == "seed")
+    else:
+        form = JobForm(initial={name: request.GET[name] for name in PREFILLED if name in request.GET})
+    return _render_form(request, form, source_job=source)
+
+
 @require_http_methods(["GET", "POST"])
 def new_job(request):
     """The prompt form. A post makes its videos (``count`` of them, as one stack) and answers
     the form again, everything typed kept under a fresh key, with the videos in its tray; a
     post made by the page's script is answered with only what changed (``_answer_in_place``)."""
     if request.method == "GET":
-        source = _source_job(request)
-        if source:
-            form = JobForm.again(source, vary_seed=request.GET.get("vary") == "seed")
-        else:  # a link may start the form with values (the prompt library's "Use")
-            form = JobForm(initial={name: request.GET[name] for name in PREFILLED if name in request.GET})
-        return _render_form(request, form, source_job=source)
+        return _blank_form(request)
     in_place = request.headers.get("X-Requested-With") == "fetch"
     answer = _answer_in_place if in_place else _render_form
     form = JobForm(request.POST)

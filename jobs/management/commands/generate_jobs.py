@@ -321,10 +321,74 @@ FILLED = {
 }
 
 
+# One INSERT … SELECT that draws every job in the server (see ``_insert_sql``): only the
+# table's name, column lists and constants are put into the text, every value is a parameter.
+INSERT_SQL = """
+    INSERT INTO {table} ({columns})
+    SELECT {values}
+    FROM (
+        SELECT *,
+            status = 'completed' AS completed,
+            CASE WHEN sent THEN 'job_' || left(hash, 20) END AS remote_id,
+            CASE WHEN sent THEN created_at + make_interval(secs => submit_gap) END AS submitted_at
+        FROM (
+            SELECT
+                (%(owners)s::int[])[who] AS owner_id,
+                (%(teams)s::bigint[])[who] AS team_id,
+                (%(projects)s::text[])[project_pick] AS project,
+                md5(%(key)s || i) AS hash,
+                (%(subjects)s::text[])[subject] || ', ' || (%(styles)s::text[])[style] AS prompt,
+                (%(quality_values)s::text[])[pick_quality] AS quality,
+                (%(duration_values)s::text[])[pick_duration]::smallint AS duration,
+                (%(aspect_ratio_values)s::text[])[pick_aspect_ratio] AS aspect_ratio,
+                (%(costs)s::bigint[])[1 + {position}] AS cost,
+                CASE WHEN seed_draw < %(seeded)s THEN seed_value END AS seed,
+                status,
+                status <> 'refused' AS sent,
+                %(now)s::timestamptz - make_interval(secs => age) AS created_at,
+                submit_gap, queue_gap, run_time
+            FROM (
+                SELECT *,
+                    CASE WHEN fresh THEN (%(fresh_states)s::text[])[1 + floor(status_draw * {fresh_states})::int]
+                         ELSE (%(settled_states)s::text[])[width_bucket(status_draw, %(settled_edges)s::float8[])]
+                    END AS status,
+                    CASE WHEN fresh THEN {fresh_from} + age_draw * {fresh_span}
+                         ELSE {fresh_to} + age_draw * (%(span)s - {fresh_to})
+                    END AS age
+                FROM (
+                    -- Every draw of a job, in one fixed order. OFFSET 0 keeps each level from
+                    -- being merged into the one above, where each use of a column would be
+                    -- computed again (and each random() drawn again).
+                    SELECT
+                        i,
+                        i > %(settled)s AS fresh,
+                        width_bucket(random(), %(who)s::float8[]) AS who,
+                        1 + floor(random() * {subjects})::int AS subject,
+                        1 + floor(random() * {styles})::int AS style,
+                        {picks},
+                        random() AS seed_draw,
+                        floor(random() * 2147483648)::bigint AS seed_value,
+                        random() AS age_draw,
+                        random() AS status_draw,
+                        1 + floor(random() * {projects})::int AS project_pick,
+                        {submit_from} + random() * {submit_span} AS submit_gap,
+                        {queue_from} + random() * {queue_span} AS queue_gap,
+                        {run_from} + random() * {run_span} AS run_time
+                    FROM generate_series(1, %(total)s) AS i
+                    OFFSET 0
+                ) AS draws
+                OFFSET 0
+            ) AS picked
+            OFFSET 0
+        ) AS drawn
+        OFFSET 0
+    ) AS job
+"""
+
+
 def _insert_sql(table, people, now, options):
     """(SQL, parameters) of one INSERT … SELECT writing ``options["jobs"]`` jobs."""
     model = pricing.DEFAULT_MODEL
-    total, in_flight = options["jobs"], min(options["in_flight"], options["jobs"])
     choices = {name: [c.value for c in model.input(name).choices] for name in CHOICE_WEIGHTS}
     # Every combination's price, from the catalog, looked up by its position in this list.
     sizes = [len(values) for values in choices.values()]
@@ -333,7 +397,36 @@ def _insert_sql(table, people, now, options):
         for combination in product(*(range(size) for size in sizes))
     ]
     position = " + ".join(f"(pick_{name} - 1) * {prod(sizes[k + 1 :])}" for k, name in enumerate(choices))
-    params = {
+    picks = ",\n".join(
+        f"width_bucket(random(), %({name}_edges)s::float8[]) AS pick_{name}" for name in choices
+    )
+    sql = INSERT_SQL.format(
+        table=table,
+        columns=", ".join(FILLED),
+        values=", ".join(FILLED.values()),
+        position=position,
+        picks=picks,
+        fresh_states=len(RECENT_IN_FLIGHT),
+        fresh_from=FRESH_AGE[0],
+        fresh_to=FRESH_AGE[1],
+        fresh_span=FRESH_AGE[1] - FRESH_AGE[0],
+        subjects=len(SUBJECTS),
+        styles=len(STYLES),
+        projects=len(PROJECTS),
+        submit_from=SUBMIT_GAP[0],
+        submit_span=SUBMIT_GAP[1] - SUBMIT_GAP[0],
+        queue_from=QUEUE_GAP[0],
+        queue_span=QUEUE_GAP[1] - QUEUE_GAP[0],
+        run_from=RUN_TIME[0],
+        run_span=RUN_TIME[1] - RUN_TIME[0],
+    )
+    return sql, _insert_params(model, choices, costs, people, now, options)
+
+
+def _insert_params(model, choices, costs, people, now, options):
+    """The parameters of ``INSERT_SQL``: the people, the catalog's prices and the draws' odds."""
+    total, in_flight = options["jobs"], min(options["in_flight"], options["jobs"])
+    return {
         "total": total,
         "settled": total - in_flight,
         "owners": [user.pk for user, _ in people],
@@ -360,68 +453,3 @@ def _insert_sql(table, people, now, options):
         **{f"{name}_values": values for name, values in choices.items()},
         **{f"{name}_edges": _edges(CHOICE_WEIGHTS[name]) for name in choices},
     }
-    picks = ",\n".join(
-        f"width_bucket(random(), %({name}_edges)s::float8[]) AS pick_{name}" for name in choices
-    )
-    sql = f"""
-    INSERT INTO {table} ({", ".join(FILLED)})
-    SELECT {", ".join(FILLED.values())}
-    FROM (
-        SELECT *,
-            status = 'completed' AS completed,
-            CASE WHEN sent THEN 'job_' || left(hash, 20) END AS remote_id,
-            CASE WHEN sent THEN created_at + make_interval(secs => submit_gap) END AS submitted_at
-        FROM (
-            SELECT
-                (%(owners)s::int[])[who] AS owner_id,
-                (%(teams)s::bigint[])[who] AS team_id,
-                (%(projects)s::text[])[project_pick] AS project,
-                md5(%(key)s || i) AS hash,
-                (%(subjects)s::text[])[subject] || ', ' || (%(styles)s::text[])[style] AS prompt,
-                (%(quality_values)s::text[])[pick_quality] AS quality,
-                (%(duration_values)s::text[])[pick_duration]::smallint AS duration,
-                (%(aspect_ratio_values)s::text[])[pick_aspect_ratio] AS aspect_ratio,
-                (%(costs)s::bigint[])[1 + {position}] AS cost,
-                CASE WHEN seed_draw < %(seeded)s THEN seed_value END AS seed,
-                status,
-                status <> 'refused' AS sent,
-                %(now)s::timestamptz - make_interval(secs => age) AS created_at,
-                submit_gap, queue_gap, run_time
-            FROM (
-                SELECT *,
-                    CASE WHEN fresh THEN (%(fresh_states)s::text[])[1 + floor(status_draw * {len(RECENT_IN_FLIGHT)})::int]
-                         ELSE (%(settled_states)s::text[])[width_bucket(status_draw, %(settled_edges)s::float8[])]
-                    END AS status,
-                    CASE WHEN fresh THEN {FRESH_AGE[0]} + age_draw * {FRESH_AGE[1] - FRESH_AGE[0]}
-                         ELSE {FRESH_AGE[1]} + age_draw * (%(span)s - {FRESH_AGE[1]})
-                    END AS age
-                FROM (
-                    -- Every draw of a job, in one fixed order. OFFSET 0 keeps each level from
-                    -- being merged into the one above, where each use of a column would be
-                    -- computed again (and each random() drawn again).
-                    SELECT
-                        i,
-                        i > %(settled)s AS fresh,
-                        width_bucket(random(), %(who)s::float8[]) AS who,
-                        1 + floor(random() * {len(SUBJECTS)})::int AS subject,
-                        1 + floor(random() * {len(STYLES)})::int AS style,
-                        {picks},
-                        random() AS seed_draw,
-                        floor(random() * 2147483648)::bigint AS seed_value,
-                        random() AS age_draw,
-                        random() AS status_draw,
-                        1 + floor(random() * {len(PROJECTS)})::int AS project_pick,
-                        {SUBMIT_GAP[0]} + random() * {SUBMIT_GAP[1] - SUBMIT_GAP[0]} AS submit_gap,
-                        {QUEUE_GAP[0]} + random() * {QUEUE_GAP[1] - QUEUE_GAP[0]} AS queue_gap,
-                        {RUN_TIME[0]} + random() * {RUN_TIME[1] - RUN_TIME[0]} AS run_time
-                    FROM generate_series(1, %(total)s) AS i
-                    OFFSET 0
-                ) AS draws
-                OFFSET 0
-            ) AS picked
-            OFFSET 0
-        ) AS drawn
-        OFFSET 0
-    ) AS job
-    """  # noqa: S608 - only the table's name and constants are formatted in
-    return sql, params
