@@ -1,6 +1,6 @@
-// The share panel (templates/jobs/_share.html): copy a link, open a revoke's confirm step in
-// place, and choose "Until a date" when a date is picked. Without JavaScript the links are
-// selectable text and "Revoke…" leads to a confirmation page.
+// The share panel (templates/jobs/_share.html): copy a link and choose "Until a date" when a
+// date is picked (reveal.js opens a revoke's confirm step in place). Without JavaScript the
+// links are selectable text and "Revoke…" leads to a confirmation page.
 (function () {
   "use strict";
   var panel = document.getElementById("share");
@@ -33,25 +33,6 @@
 
   panel.querySelectorAll("[data-share-url]").forEach(function (field) {
     field.addEventListener("focus", function () { field.select(); });
-  });
-
-  panel.querySelectorAll("[data-share-reveal]").forEach(function (link) {
-    var step = document.getElementById(link.dataset.shareReveal);
-    if (!step) return;
-    link.addEventListener("click", function (event) {
-      event.preventDefault();
-      step.hidden = false;
-      link.hidden = true;
-      var confirm = step.querySelector('button[type="submit"]');
-      if (confirm) confirm.focus();
-    });
-    step.querySelectorAll("[data-share-reveal-cancel]").forEach(function (cancel) {
-      cancel.addEventListener("click", function () {
-        step.hidden = true;
-        link.hidden = false;
-        link.focus();
-      });
-    });
   });
 
   var day = panel.querySelector('input[type="date"][name="share-expires_on"]');

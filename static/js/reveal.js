@@ -1,5 +1,6 @@
-// "Delete files…" on the job page: the link opens the confirm step in place. Without
-// JavaScript the link leads to a confirmation page that posts the same form.
+// A dangerous action's link ("Cancel…", "Delete files…", "Revoke…") opens its confirm step
+// in place: <a data-reveal="step-id">, with [data-reveal-cancel] buttons in the step.
+// Without JavaScript the link leads to a confirmation page that posts the same form.
 (function () {
   "use strict";
   document.querySelectorAll("[data-reveal]").forEach(function (link) {
