@@ -6,9 +6,9 @@
 // videos go on top of the tray, and the tray keeps the items the server still names.
 // Without JavaScript the same post answers the whole page.
 //
-// The tray stays live like the job page: every part (status, player, cost, note) is drawn
-// by the server's partials and comes in the status JSON's `html`; a finished video starts
-// playing (muted, so the browser allows it) where it appeared.
+// The tray stays live like the job page (live-parts.js): every part (status, player, cost,
+// note) is drawn by the server's partials and comes in the status JSON's `html`; a finished
+// video starts playing (muted, so the browser allows it) where it appeared.
 (function () {
   "use strict";
 
@@ -16,18 +16,8 @@
   var list = document.getElementById("tray-items");
   var main = document.querySelector("main[data-status-url]");
   var endpoint = main && main.dataset.statusUrl;
-  if (!form || !list) return;
-
-  var POLL_MS = 2000;
-  var MAX_POLL_MS = 30000;
-  var delay = POLL_MS;
-  var timer = null;
-  var clockSkew = 0; // server time minus browser time, in ms
-  var shown = new WeakMap(); // the HTML each live part shows, so unchanged parts stay put
-
-  function all(root, selector) {
-    return Array.prototype.slice.call(root.querySelectorAll(selector));
-  }
+  if (!form || !list || !window.KlingLive) return;
+  var all = window.KlingLive.all;
 
   // --- sending the form in place ----------------------------------------------------------
 
@@ -77,7 +67,7 @@
     if (window.location.search) window.history.replaceState(null, "", window.location.pathname);
     document.dispatchEvent(new CustomEvent("formanswered"));
     if (added.length) reveal(added[0]);
-    schedule(POLL_MS);
+    live.restart();
   }
 
   // The post's videos go on top; the items already here stay (a playing video is never
@@ -97,7 +87,7 @@
       if (list.querySelector('[data-tray-job="' + id + '"]')) return;
       var node = document.importNode(item, true);
       list.insertBefore(node, first);
-      remember(node);
+      live.remember(node);
       added.push(node);
     });
     all(list, ":scope > [data-tray-job]").forEach(function (item) {
@@ -119,72 +109,17 @@
 
   // --- keeping the tray live --------------------------------------------------------------
 
-  function liveIds() {
-    var ids = all(list, '[data-role="status"][data-in-flight="1"]').map(function (el) {
-      return el.dataset.jobId;
-    });
-    return ids.filter(function (id, i) {
-      return ids.indexOf(id) === i;
-    });
-  }
-
-  function schedule(ms) {
-    clearTimeout(timer);
-    if (endpoint && liveIds().length) timer = setTimeout(poll, ms);
-  }
-
-  function poll() {
-    var ids = liveIds();
-    if (!ids.length) return;
-    fetch(endpoint + "?ids=" + ids.join(",") + "&parts=status,player,cost", {
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-    })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (data) {
-        clockSkew = Date.parse(data.serverTime) - Date.now();
-        data.jobs.forEach(update);
-        delay = POLL_MS;
-        schedule(delay);
-      })
-      .catch(function () {
-        delay = Math.min(delay * 2, MAX_POLL_MS);
-        schedule(delay);
-      });
-  }
-
-  // The server's HTML as the browser writes it out once parsed, to compare with the page's.
-  function normalise(html) {
-    var template = document.createElement("template");
-    template.innerHTML = html;
-    return template.innerHTML.trim();
-  }
-
-  function swap(el, html) {
-    var next = normalise(html);
-    if (shown.get(el) === next) return false;
-    shown.set(el, next);
-    el.innerHTML = next;
-    return true;
-  }
-
-  function update(job) {
-    var item = list.querySelector('[data-tray-job="' + job.id + '"]');
-    if (!item) return;
-    var html = job.html || {};
-    Object.keys(html).forEach(function (part) {
-      all(item, '[data-role="' + part + '"][data-job-id="' + job.id + '"]').forEach(function (el) {
-        if (swap(el, html[part]) && part === "player") play(el);
-      });
-    });
-    all(item, '[data-role="status"]').forEach(function (el) {
-      el.dataset.inFlight = job.inFlight ? "1" : "0";
-    });
-    renderCountdowns();
-  }
+  var live = window.KlingLive.watch(list, endpoint, {
+    parts: function () {
+      return ["status", "player", "cost"];
+    },
+    within: function (job) {
+      return list.querySelector('[data-tray-job="' + job.id + '"]');
+    },
+    changed: function (el, part) {
+      if (part === "player") play(el);
+    },
+  });
 
   // The result plays where it appeared, muted (which lets a page start a video by itself).
   function play(player) {
@@ -196,28 +131,4 @@
     if (started && started.catch) started.catch(function () {});
     player.closest(".tray-item").classList.add("is-ready");
   }
-
-  function countdownText(el) {
-    var left = Math.round((Date.parse(el.dataset.countdownTo) - (Date.now() + clockSkew)) / 1000);
-    if (isNaN(left) || left < 0) return "";
-    return "about " + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " left";
-  }
-
-  function renderCountdowns() {
-    all(list, "[data-countdown-to]").forEach(function (el) {
-      var text = countdownText(el);
-      if (el.textContent !== text) el.textContent = text;
-    });
-  }
-
-  function remember(root) {
-    all(root, "[data-role][data-job-id]").forEach(function (el) {
-      shown.set(el, el.innerHTML.trim());
-    });
-  }
-
-  remember(list);
-  renderCountdowns();
-  setInterval(renderCountdowns, 1000);
-  schedule(POLL_MS);
 })();
