@@ -210,16 +210,16 @@ def _recorded(holders, narrow):
 def _holders_of(owner_id, team_id, now):
     """The budgets of one person and one team, with the per-holder helpers (a few queries)."""
     profile = Profile.objects.select_related("user", "team").filter(user_id=owner_id).first()
-    holders = []
-    if profile is not None and profile.monthly_budget_micro_cents is not None:
-        budget = budgets.person_budget(profile.user, profile, now)
-        holders.append(Holder(budget, profile.team, profile.user))
+    team = None
     if team_id is not None:
         team = profile.team if profile is not None and profile.team_id == team_id else None
         team = team or Team.objects.filter(pk=team_id).first()
-        budget = budgets.team_budget(team, now)
-        if budget is not None:
-            holders.append(Holder(budget, team))
+    user = profile.user if profile is not None else None
+    # Both budgets' spend and raises in one statement.
+    person, team_budget = budgets.person_and_team(user, profile, team, now)
+    holders = [Holder(person, profile.team, profile.user)] if person is not None else []
+    if team_budget is not None:
+        holders.append(Holder(team_budget, team))
     return holders
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time
 
 from django.db import connection, transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import access, pricing
@@ -120,16 +119,10 @@ def month_of(moment, zone):
 
 
 def raised(month, **holder):
-    """A holder's raises for ``month`` (its first day), in micro-cents."""
-    return raises_of(month, **holder)[0]
-
-
-def raises_of(month, **holder):
-    """(all raises, those made by approving a job over budget) of a holder for ``month``."""
-    sums = BudgetRaise.objects.filter(month=month, **holder).aggregate(
-        total=Sum("amount_micro_cents"), approvals=Sum("amount_micro_cents", filter=Q(job__isnull=False))
-    )
-    return sums["total"] or 0, sums["approvals"] or 0
+    """A holder's (``owner_id=`` or ``team_id=``) raises for ``month`` (its first day), in
+    micro-cents."""
+    ((field, pk),) = holder.items()
+    return _figures([(field, pk, month)])[0][1]
 
 
 @dataclass(frozen=True)
