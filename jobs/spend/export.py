@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .. import pricing
 from ..models import ArchiveStatus
-from .report import REFUNDED
+from ..rollup import REFUNDED
 
 CSV_COLUMNS = [
     "created_at",
